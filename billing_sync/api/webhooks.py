@@ -1,0 +1,71 @@
+"""POST /webhooks/genesys: Genesys Cloud delivers playback events here.
+
+Tiny on purpose: check the credentials, parse the raw bytes, hand the events to the
+ledger in one transaction, answer only after the commit.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from flask import request
+from flask_smorest import abort
+from marshmallow import Schema, fields
+
+from .. import services
+from ..genesys.payloads import BatchTooLarge, PayloadError, parse_deliveries
+from ..ledger.ingest import record_events
+from .blueprint import Blueprint
+
+bp = Blueprint("webhooks", __name__, description="Inbound Genesys Cloud webhooks")
+
+
+class IngestResultSchema(Schema):
+    accepted = fields.Integer(required=True, metadata={"description": "events new to the ledger"})
+    duplicates = fields.Integer(required=True, metadata={"description": "events already known"})
+
+
+@bp.route("/webhooks/genesys", methods=["POST"])
+@bp.doc(security=[{"genesysBasic": []}], requestBody={
+    "required": True,
+    "description": "a notification envelope, a bare playback event, an EventBridge envelope, "
+                   "or a JSON array of up to 500 of them",
+    "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
+})
+@bp.response(200, IngestResultSchema)
+@bp.alt_response(400, description="Not JSON, or an event that does not match the contract")
+@bp.alt_response(401, description="Missing or wrong credentials")
+@bp.alt_response(413, description="Body over 1 MiB or batch over 500 events")
+@bp.alt_response(415, description="Content-Type is not application/json")
+def receive_genesys_webhook():
+    """Record playback events in the ledger, once each however often they are delivered."""
+    _check_credentials()
+    if not request.is_json:
+        abort(415, message="Content-Type must be application/json")
+    try:
+        data = json.loads(request.get_data(cache=False))
+    except (ValueError, UnicodeDecodeError) as error:
+        abort(400, message=f"Body is not valid JSON: {error}")
+    try:
+        received = parse_deliveries(data)
+    except BatchTooLarge as error:
+        abort(413, message=error.message)
+    except PayloadError as error:
+        abort(400, message=error.message, errors=error.errors)
+    with services().db.write() as session:
+        result = record_events(session, received, source="webhook")
+    return {"accepted": result.accepted, "duplicates": result.duplicates}
+
+
+def _check_credentials() -> None:
+    settings = services().settings
+    auth = request.authorization
+    username = auth.username if auth and auth.type == "basic" else ""
+    password = auth.password if auth and auth.type == "basic" else ""
+    # Both compared, always, in constant time: no timing hint about which one was wrong.
+    user_ok = hmac.compare_digest((username or "").encode(), settings.webhook_username.encode())
+    password_ok = hmac.compare_digest((password or "").encode(), settings.webhook_password.encode())
+    if not (user_ok and password_ok):
+        abort(401, message="Missing or wrong webhook credentials",
+              headers={"WWW-Authenticate": 'Basic realm="billing-sync webhooks", charset="UTF-8"'})

@@ -1,0 +1,137 @@
+"""Playback event payloads (contract §6, §7) and the three shapes that carry them.
+
+A delivery is one JSON value: a notification envelope, a bare event, an Amazon
+EventBridge envelope, or an array of any of these (a batch). `parse_deliveries` validates
+all of it before anything is written and names the first bad field with its index.
+Unknown fields are ignored; the fields we use are strict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from ..validation import first_error
+from ..ledger.events import STATES, PlaybackEvent, ReceivedEvent
+
+EVENT_TYPE = "conversation:voice:playback"
+TOPIC = re.compile(r"^v2\.conversations\.(?P<conversation_id>[^.]+)\.playback$")
+MAX_BATCH = 500
+
+_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class PayloadError(ValueError):
+    """A delivery that does not match the contract; `errors` maps each path to messages."""
+
+    def __init__(self, message: str, errors: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class PlaybackEventSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(validate=validate.Length(min=1, max=128))
+    eventType = fields.String(validate=validate.Equal(EVENT_TYPE))
+    conversationId = _id
+    playbackId = _id
+    state = fields.String(required=True, validate=validate.OneOf(STATES))
+    duration = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    mediaUrl = fields.String(allow_none=True, validate=validate.Length(max=2048))
+    timestamp = fields.AwareDateTime(required=True)
+
+
+class NotificationSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    topicName = fields.String(required=True, validate=validate.Regexp(TOPIC))
+    version = fields.String()
+    eventBody = fields.Nested(PlaybackEventSchema, required=True)
+    metadata = fields.Dict()
+
+    @validates_schema
+    def _topic_names_the_conversation(self, data: dict, **_: Any) -> None:
+        match = TOPIC.match(data.get("topicName", ""))
+        body = data.get("eventBody") or {}
+        if match and body and match["conversation_id"] != body.get("conversationId"):
+            raise ValidationError("does not name eventBody.conversationId", "topicName")
+
+
+class EventBridgeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    detail = fields.Nested(NotificationSchema, required=True)
+
+
+class BatchTooLarge(PayloadError):
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"Batch of {size} events exceeds the limit of {MAX_BATCH}", {"_schema": ["too large"]}
+        )
+
+
+
+_event = PlaybackEventSchema()
+_notification = NotificationSchema()
+_eventbridge = EventBridgeSchema()
+
+
+def parse_deliveries(data: Any) -> list[ReceivedEvent]:
+    """Every event in one delivery, or `PayloadError` naming the first bad field."""
+    if isinstance(data, list):
+        if not data:
+            raise PayloadError("Empty batch: expected at least one event", {"_schema": ["empty"]})
+        if len(data) > MAX_BATCH:
+            raise BatchTooLarge(len(data))
+        return [_parse_one(item, index) for index, item in enumerate(data)]
+    return [_parse_one(data, None)]
+
+
+def _parse_one(item: Any, index: int | None) -> ReceivedEvent:
+    if not isinstance(item, dict):
+        _fail(index, {"_schema": ["must be a JSON object"]})
+    try:
+        if "detail" in item and "detail-type" in item:
+            loaded = _eventbridge.load(item)
+            body, raw_body, fallback_id = loaded["detail"]["eventBody"], item["detail"]["eventBody"], loaded["id"]
+        elif "eventBody" in item:
+            body, raw_body, fallback_id = _notification.load(item)["eventBody"], item["eventBody"], None
+        else:
+            body, raw_body, fallback_id = _event.load(item), item, None
+    except ValidationError as error:
+        _fail(index, error.normalized_messages())
+    return ReceivedEvent(
+        source_event_id=body.get("id") or fallback_id or _content_hash(raw_body),
+        event=PlaybackEvent(
+            conversation_id=body["conversationId"],
+            playback_id=body["playbackId"],
+            state=body["state"],
+            duration_ms=body["duration"],
+            sequence=body["sequence"],
+            occurred_at=body["timestamp"],
+            media_url=body.get("mediaUrl"),
+        ),
+        payload=item,
+    )
+
+
+def _content_hash(event: dict) -> str:
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _fail(index: int | None, errors: dict[str, Any]) -> None:
+    path, message = first_error(errors)
+    where = "Invalid event" if index is None else f"Invalid event at index {index}"
+    raise PayloadError(f"{where}: {path}: {message}", errors if index is None else {str(index): errors})

@@ -1,0 +1,60 @@
+"""The playback aggregate: every event received (append-only) and the current state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, BigId, Json, utcnow
+
+
+class PlaybackEvent(Base):
+    """One event from one source, exactly as received. Never updated or deleted."""
+
+    __tablename__ = "playback_events"
+    __table_args__ = (
+        UniqueConstraint("source", "source_event_id"),
+        Index(None, "playback_id", "sequence"),
+        Index(None, "received_at"),
+        Index(None, "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    source_event_id: Mapped[str] = mapped_column(String(128))
+    playback_id: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    duration_ms: Mapped[int]
+    sequence: Mapped[int]
+    media_url: Mapped[str | None] = mapped_column(String(2048))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    payload: Mapped[dict] = mapped_column(Json)
+
+
+class Playback(Base):
+    """One row per playbackId: the state the events add up to."""
+
+    __tablename__ = "playbacks"
+    __table_args__ = (
+        Index(None, "conversation_id"),
+        Index(None, "state"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    playback_id: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    # Highest sequence applied; None while only a request exists.
+    last_sequence: Mapped[int | None]
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    media_url: Mapped[str | None] = mapped_column(String(2048))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
