@@ -8,16 +8,18 @@ from flask import Flask, current_app
 
 from .config import Settings
 from .db import Database
+from .ledger.group_commit import GroupCommit
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Services:
-    """What every part of the app reaches through `current_app`: settings and the database."""
+    """What every part of the app reaches through `current_app`: settings, database, ingest."""
 
     settings: Settings
     db: Database
+    webhook_ingest: GroupCommit
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -31,7 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         JSON_SORT_KEYS=False,
     )
-    app.extensions["billing_sync"] = Services(settings=settings, db=Database.from_url(settings.database_url))
+    db = Database.from_url(settings.database_url)
+    app.extensions["billing_sync"] = Services(
+        settings=settings, db=db, webhook_ingest=GroupCommit(db, source="webhook")
+    )
     requests.init_app(app)
     api.init_app(app)
     return app

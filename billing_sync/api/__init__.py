@@ -23,8 +23,9 @@ class ServiceApi(Api):
         payload.setdefault("errors", {})
         if "message" not in payload:
             payload["message"] = _describe(payload["errors"]) or error.description
-        if error.response is None and "Allow" not in headers and hasattr(error, "valid_methods"):
-            headers = {**headers, "Allow": ", ".join(error.valid_methods or [])}
+        headers = dict(headers or {})
+        if getattr(error, "valid_methods", None):
+            headers.setdefault("Allow", ", ".join(error.valid_methods))
         return payload, code, headers
 
 

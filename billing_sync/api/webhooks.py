@@ -1,7 +1,8 @@
 """POST /webhooks/genesys: Genesys Cloud delivers playback events here.
 
 Tiny on purpose: check the credentials, parse the raw bytes, hand the events to the
-ledger in one transaction, answer only after the commit.
+ledger (one transaction, shared with concurrent requests by group commit), answer only
+after the commit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from marshmallow import Schema, fields
 
 from .. import services
 from ..genesys.payloads import BatchTooLarge, PayloadError, parse_deliveries
-from ..ledger.ingest import record_events
 from .blueprint import Blueprint
 
 bp = Blueprint("webhooks", __name__, description="Inbound Genesys Cloud webhooks")
@@ -53,8 +53,7 @@ def receive_genesys_webhook():
         abort(413, message=error.message)
     except PayloadError as error:
         abort(400, message=error.message, errors=error.errors)
-    with services().db.write() as session:
-        result = record_events(session, received, source="webhook")
+    result = services().webhook_ingest.record(received)
     return {"accepted": result.accepted, "duplicates": result.duplicates}
 
 

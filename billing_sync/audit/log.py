@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..models import AuditChainHead, AuditEntry, utcnow
@@ -42,9 +42,10 @@ def entry_hash(
 
 
 def append(
-    session: Session, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+    session: Session | Connection, actor: str, action: str, subject: str,
+    details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Chain one entry onto the audit log in `session`'s transaction."""
+    """Chain one entry onto the audit log in the transaction of `session` (ORM or Core)."""
     details = json.loads(canonical_json(details or {}))  # exactly what the database returns
     head = session.execute(
         select(AuditChainHead.last_id, AuditChainHead.last_hash)
@@ -57,13 +58,12 @@ def append(
         head.last_hash, id=entry_id, created_at=created_at, actor=actor, action=action,
         subject=subject, details=details,
     )
-    entry = AuditEntry(
+    values = dict(
         id=entry_id, created_at=created_at, actor=actor, action=action, subject=subject,
         details=details, prev_hash=head.last_hash, hash=digest,
     )
-    session.add(entry)
+    session.execute(insert(AuditEntry).values(**values))
     session.execute(
         update(AuditChainHead).where(AuditChainHead.id == 1).values(last_id=entry_id, last_hash=digest)
     )
-    session.flush([entry])
-    return entry
+    return AuditEntry(**values)

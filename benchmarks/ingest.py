@@ -1,0 +1,162 @@
+"""`scripts/bench ingest`: webhook ingest under gunicorn against a no-op Flask baseline.
+
+For each database (SQLite, and PostgreSQL when reachable): a fresh migrated database,
+gunicorn with the project's gunicorn.conf.py and 2 workers, wrk posting unique events
+(single events, then batches of 100). The baseline is a no-op Flask endpoint served by
+the same gunicorn settings, measured in the same run. Results print as a table and are
+written to bench-results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+USER, PASSWORD = "bench", "bench-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(app: str, env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--workers", str(workers),
+         "--bind", f"127.0.0.1:{port}", app],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"{url}/webhooks/genesys", timeout=1)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{app} did not start")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def run_wrk(url: str, batch: int, seconds: int, connections: int) -> dict:
+    env = dict(os.environ, BATCH=str(batch), AUTH=base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+         "-s", str(ROOT / "benchmarks" / "ingest.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    stats = json.loads(re.search(r"WRK_JSON (\{.*\})", output).group(1))
+    seconds_run = stats["duration_us"] / 1e6
+    ok = stats["requests"] - stats["non2xx"]
+    return {
+        "requests_per_s": round(ok / seconds_run, 1),
+        "events_per_s": round(ok * batch / seconds_run, 1),
+        "p50_ms": round(stats["p50_us"] / 1000, 2),
+        "p99_ms": round(stats["p99_us"] / 1000, 2),
+        "errors": stats["errors"] + stats["non2xx"],
+    }
+
+
+def fresh_database(kind: str, workdir: Path, postgres_admin: str | None) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir}/bench.db"
+    with psycopg.connect(postgres_admin, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS billing_sync_bench WITH (FORCE)")
+        connection.execute("CREATE DATABASE billing_sync_bench")
+    base = postgres_admin.rsplit("/", 1)[0]
+    return f"{base}/billing_sync_bench"
+
+
+def service_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "GENESYS_"))}
+    env.update(DATABASE_URL=database_url, BILLING_SYNC_WEBHOOK_USERNAME=USER,
+               BILLING_SYNC_WEBHOOK_PASSWORD=PASSWORD, LOG_LEVEL="WARNING")
+    return env
+
+
+def measure(app: str, env: dict, args) -> dict:
+    process, url = start_gunicorn(app, env, args.workers)
+    try:
+        run_wrk(url, 1, 2, args.connections)  # warm-up: connections, caches, JIT-free but still
+        return {
+            "single": run_wrk(url, 1, args.seconds, args.connections),
+            "batch100": run_wrk(url, 100, args.seconds, args.connections),
+        }
+    finally:
+        stop(process)
+
+
+def migrate(env: dict) -> None:
+    subprocess.run([str(ROOT / ".venv" / "bin" / "billing-sync"), "db", "upgrade"], env=env, check=True,
+                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--postgres", default=os.environ.get("BILLING_SYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    kinds = ["sqlite"]
+    try:
+        psycopg.connect(args.postgres, connect_timeout=3).close()
+        kinds.append("postgresql")
+    except psycopg.OperationalError:
+        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only", file=sys.stderr)
+    results = {"settings": vars(args), "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            env = service_env(fresh_database(kind, Path(tmp), args.postgres))
+            migrate(env)
+            baseline = measure("benchmarks.noop_app:app", env, args)
+            ingest = measure("wsgi:app", env, args)
+            results["runs"][kind] = {"baseline": baseline, "ingest": ingest}
+    print_table(results)
+    out = ROOT / "bench-results" / "ingest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def print_table(results: dict) -> None:
+    print(f"{'database':<11} {'load':<9} {'':<9} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs no-op':>9}")
+    for kind, run in results["runs"].items():
+        for load in ("single", "batch100"):
+            base, ingest = run["baseline"][load], run["ingest"][load]
+            ratio = ingest["requests_per_s"] / base["requests_per_s"] if base["requests_per_s"] else 0
+            for label, row, shown in (("no-op", base, ""), ("ingest", ingest, f"{ratio:.0%}")):
+                print(f"{kind:<11} {load:<9} {label:<9} {row['requests_per_s']:>9} {row['events_per_s']:>10} "
+                      f"{row['p50_ms']:>8} {row['p99_ms']:>8} {shown:>9}"
+                      + (f"  ({row['errors']} errors)" if row["errors"] else ""))
+
+
+if __name__ == "__main__":
+    main()

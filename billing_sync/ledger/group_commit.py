@@ -1,0 +1,106 @@
+"""Group commit: concurrent ingest requests in one process share one transaction.
+
+A transaction's fixed cost (BEGIN, COMMIT and its fsync, the pool, the driver) dwarfs the
+cost of writing one event. Requests that arrive while a transaction is running queue up;
+the thread whose request is first in the queue becomes the leader, writes every queued
+request in one transaction, and wakes the others. Each request is still answered only
+after the commit that made its events durable, and gets its own accepted/duplicates
+count. If the shared transaction fails, each request is retried alone, so one request's
+failure is never another's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..db import Database
+from .events import ReceivedEvent
+from .ingest import IngestResult, record_events
+
+# Enough to amortise a commit, small enough to keep one transaction short.
+MAX_EVENTS_PER_COMMIT = 2000
+
+
+@dataclass(eq=False)
+class _Request:
+    received: list[ReceivedEvent]
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    result: IngestResult | None = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Records events for many threads at once, one transaction per group."""
+
+    def __init__(self, db: Database, *, source: str) -> None:
+        self._db = db
+        self._source = source
+        self._lock = threading.Lock()
+        self._queue: list[_Request] = []
+        self._leader_busy = False
+
+    def record(self, received: list[ReceivedEvent]) -> IngestResult:
+        """Write these events durably (with whatever else is queued); answer after the commit."""
+        request = _Request(received)
+        with self._lock:
+            self._queue.append(request)
+            if not self._leader_busy:
+                self._leader_busy = request.lead = True
+        if not request.lead:
+            request.done.wait()
+        if request.lead:  # set by us above, or handed over by the previous leader
+            self._lead()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _lead(self) -> None:
+        with self._lock:
+            group = self._take_group()
+        self._write(group)
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._leader_busy = False
+        for request in group:
+            request.done.set()
+
+    def _take_group(self) -> list[_Request]:
+        group, events = [], 0
+        while self._queue and (not group or events + len(self._queue[0].received) <= MAX_EVENTS_PER_COMMIT):
+            request = self._queue.pop(0)
+            group.append(request)
+            events += len(request.received)
+        return group
+
+    def _write(self, group: list[_Request]) -> None:
+        if len(group) > 1:
+            try:
+                with self._db.transaction() as connection:
+                    result = record_events(connection, [e for r in group for e in r.received], source=self._source)
+            except Exception:  # noqa: BLE001 - fall back to one transaction each, below
+                pass
+            else:
+                _share(group, result)
+                return
+        for request in group:
+            try:
+                with self._db.transaction() as connection:
+                    request.result = record_events(connection, request.received, source=self._source)
+            except BaseException as error:  # handed to the request's own thread
+                request.error = error
+
+
+def _share(group: list[_Request], result: IngestResult) -> None:
+    """Each request's own counts: an event new to the ledger is accepted by its first request."""
+    claimed: set[str] = set()
+    for request in group:
+        ids = {item.source_event_id for item in request.received}
+        mine = (ids & result.inserted) - claimed
+        claimed |= mine
+        request.result = IngestResult(accepted=len(mine), duplicates=len(request.received) - len(mine))

@@ -1,0 +1,63 @@
+"""Health, readiness, OpenAPI, the error shape, request ids."""
+
+from __future__ import annotations
+
+import json
+
+from billing_sync import create_app
+from billing_sync.config import Settings
+
+from ..conftest import WEBHOOK_PASSWORD, WEBHOOK_USER
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_readyz_when_migrated(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ready"
+    assert response.json["migrations"]["current"] == response.json["migrations"]["head"]
+
+
+def test_readyz_is_503_before_migrations(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/empty.db", webhook_username=WEBHOOK_USER, webhook_password=WEBHOOK_PASSWORD)
+    app = create_app(settings)
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["migrations"]["current"] is None
+
+
+def test_readyz_is_503_when_the_database_is_unreachable():
+    settings = Settings(database_url="postgresql://nobody@127.0.0.1:1/none", webhook_username=WEBHOOK_USER, webhook_password=WEBHOOK_PASSWORD)
+    response = create_app(settings).test_client().get("/readyz")
+    assert response.status_code == 503 and response.json["status"] == "unavailable"
+
+
+def test_openapi_documents_every_route(client):
+    spec = client.get("/openapi.json").json
+    assert spec["info"]["title"] == "billing-sync"
+    for path in ("/webhooks/genesys", "/api/v1/playbacks", "/api/v1/playbacks/{playback_id}", "/healthz", "/readyz"):
+        assert path in spec["paths"], path
+    assert "bearerAuth" in spec["components"]["securitySchemes"]
+    listing = spec["paths"]["/api/v1/playbacks"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"conversation_id", "state", "since", "until", "cursor", "limit"}
+
+
+def test_unknown_route_and_method_use_the_error_shape(client):
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and set(missing.json) == {"code", "status", "message", "errors"}
+    wrong = client.get("/webhooks/genesys")
+    assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+    assert set(wrong.json) == {"code", "status", "message", "errors"}
+
+
+def test_request_id_is_echoed_or_made(client, capsys):
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    made = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(made.headers["X-Request-ID"]) == 32
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("event") == "request"]
+    assert access[0]["request_id"] == "abc-123" and access[0]["status"] == 200

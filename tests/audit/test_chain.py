@@ -1,0 +1,107 @@
+"""The audit chain: appends in the caller's transaction, concurrency, tamper detection."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DatabaseError
+
+from billing_sync import audit
+from billing_sync.models import AuditEntry
+
+
+def test_appends_chain_and_verify(db):
+    with db.write() as session:
+        first = audit.append(session, "cli", "api_key.created", "api_key:1", {"role": "admin"})
+        second = audit.append(session, "cli", "thing.done", "thing:2", {"n": 2, "nested": {"b": 1, "a": [1, "x"]}})
+    assert (first.id, second.id) == (1, 2)
+    assert first.prev_hash == audit.GENESIS_HASH and second.prev_hash == first.hash
+    with db.read() as session:
+        report = audit.verify_chain(session)
+    assert report.ok and report.verified == 2 and report.head == second.hash
+
+
+def test_an_empty_chain_verifies(db):
+    with db.read() as session:
+        report = audit.verify_chain(session)
+    assert report.ok and report.verified == 0 and report.head == audit.GENESIS_HASH
+
+
+def test_a_rolled_back_transaction_leaves_no_entry_and_no_gap(db):
+    with pytest.raises(RuntimeError), db.write() as session:
+        audit.append(session, "cli", "doomed", "x:1")
+        raise RuntimeError("abort")
+    with db.write() as session:
+        entry = audit.append(session, "cli", "kept", "x:2")
+    assert entry.id == 1
+    with db.read() as session:
+        assert audit.verify_chain(session).ok
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(db):
+    writers, per_writer = 6, 15
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def write(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(per_writer):
+                with db.write() as session:
+                    audit.append(session, f"writer:{n}", "test.write", f"item:{n}:{i}", {"i": i})
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    with db.read() as session:
+        report = audit.verify_chain(session)
+        subjects = set(session.scalars(select(AuditEntry.subject)))
+    assert report.ok, report
+    assert report.verified == writers * per_writer == len(subjects)
+
+
+def test_the_database_refuses_updates_and_deletes(db):
+    with db.write() as session:
+        audit.append(session, "cli", "a", "x:1")
+    for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(DatabaseError, match="append-only"), db.write() as session:
+            session.execute(text(statement))
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _drop_guards(session, dialect: str) -> None:
+    if dialect == "postgresql":
+        session.execute(text("DROP TRIGGER audit_log_append_only ON audit_log"))
+    else:
+        session.execute(text("DROP TRIGGER audit_log_no_update"))
+        session.execute(text("DROP TRIGGER audit_log_no_delete"))
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [
+    ("UPDATE audit_log SET details = '{\"role\": \"viewer\"}' WHERE id = 2", "hash mismatch"),
+    ("UPDATE audit_log SET actor = 'mallory' WHERE id = 2", "hash mismatch"),
+    ("DELETE FROM audit_log WHERE id = 2", "gap in ids"),
+    ("DELETE FROM audit_log WHERE id = 3", "head does not match chain"),
+])
+def test_tampering_is_caught_with_the_entry_id(db, tamper, reason):
+    with db.write() as session:
+        for n in range(3):
+            audit.append(session, "cli", "api_key.created", f"api_key:{n}", {"role": "admin"})
+    # Done in one transaction that is rolled back: the guards are back for the next test.
+    with pytest.raises(_Rollback), db.write() as session:
+        _drop_guards(session, db.dialect)
+        session.execute(text(tamper))
+        report = audit.verify_chain(session)
+        raise _Rollback
+    assert not report.ok and report.reason == reason
+    assert report.broken_id in (2, 3)

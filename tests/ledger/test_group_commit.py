@@ -1,0 +1,103 @@
+"""Group commit: shared transactions, per-request answers, failures kept apart."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from billing_sync.genesys.payloads import parse_deliveries
+from billing_sync.ledger import group_commit
+from billing_sync.ledger.group_commit import GroupCommit
+from billing_sync.models import PlaybackEvent
+
+
+def _received(events, n, **kwargs):
+    return parse_deliveries([events.event(**kwargs) for _ in range(n)])
+
+
+def _run_concurrently(committer, requests):
+    results, errors = [None] * len(requests), [None] * len(requests)
+
+    def run(i):
+        try:
+            results[i] = committer.record(requests[i])
+        except BaseException as error:  # reported per request
+            errors[i] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results, errors
+
+
+@pytest.fixture
+def hold_first_commit(monkeypatch):
+    """Keep the first transaction open until `count` more requests are queued behind it."""
+    real = group_commit.record_events
+    calls = []
+
+    def install(committer, count):
+        def slow_first(connection, received, *, source):
+            calls.append(len(received))
+            if len(calls) == 1:
+                while len(committer._queue) < count:
+                    threading.Event().wait(0.005)
+            return real(connection, received, source=source)
+
+        monkeypatch.setattr(group_commit, "record_events", slow_first)
+        return calls
+
+    return install
+
+
+def test_queued_requests_share_one_transaction(db, events, hold_first_commit):
+    committer = GroupCommit(db, source="webhook")
+    calls = hold_first_commit(committer, 5)
+    requests = [_received(events, 3) for _ in range(6)]
+    results, errors = _run_concurrently(committer, requests)
+    assert errors == [None] * 6
+    assert [(r.accepted, r.duplicates) for r in results] == [(3, 0)] * 6
+    assert calls == [3, 15]  # the first alone, then the five that queued behind it, together
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(PlaybackEvent)) == 18
+
+
+def test_a_shared_event_is_accepted_by_one_request_only(db, events, hold_first_commit):
+    committer = GroupCommit(db, source="webhook")
+    hold_first_commit(committer, 3)
+    shared = events.event()
+    requests = [_received(events, 1)] + [parse_deliveries([shared, events.event()]) for _ in range(3)]
+    results, errors = _run_concurrently(committer, requests)
+    assert errors == [None] * 4
+    assert sorted((r.accepted, r.duplicates) for r in results[1:]) == [(1, 1), (1, 1), (2, 0)]
+
+
+def test_a_failing_request_fails_alone(db, events, monkeypatch, hold_first_commit):
+    committer = GroupCommit(db, source="webhook")
+    hold_first_commit(committer, 3)
+    held = group_commit.record_events
+
+    def poisoned(connection, received, *, source):
+        if any(item.event.playback_id == "poison" for item in received):
+            raise RuntimeError("poisoned request")
+        return held(connection, received, source=source)
+
+    requests = [_received(events, 1), _received(events, 2), _received(events, 1, playback_id="poison"), _received(events, 2)]
+    monkeypatch.setattr(group_commit, "record_events", poisoned)
+    results, errors = _run_concurrently(committer, requests)
+    assert isinstance(errors[2], RuntimeError)
+    assert [e for i, e in enumerate(errors) if i != 2] == [None] * 3
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(PlaybackEvent)) == 5
+
+
+def test_many_threads_lose_nothing(db, events):
+    committer = GroupCommit(db, source="webhook")
+    requests = [_received(events, 2) for _ in range(40)]
+    results, errors = _run_concurrently(committer, requests + requests[:10])
+    assert errors == [None] * 50
+    assert sum(r.accepted for r in results) == 80 and sum(r.duplicates for r in results) == 20
