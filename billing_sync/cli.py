@@ -22,7 +22,15 @@ def _app_for_cli() -> Flask:
         raise click.ClickException(f"configuration: {error}") from None
 
 
-@click.group(cls=FlaskGroup, create_app=_app_for_cli, add_default_commands=False,
+class _Group(FlaskGroup):
+    """Flask's CLI group without Flask's own options: the app is always billing-sync's."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.params = [p for p in self.params if p.name not in ("env_file", "app", "debug")]
+
+
+@click.group(cls=_Group, create_app=_app_for_cli, add_default_commands=False,
              add_version_option=False, load_dotenv=False)
 def main() -> None:
     """billing-sync: exact, auditable billing of Genesys Cloud media playback."""
@@ -80,3 +88,14 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+def _register_subcommands() -> None:
+    from .genesys.cli import genesys_group
+    from .sandbox.cli import sandbox_command
+
+    main.add_command(genesys_group)
+    main.add_command(sandbox_command, "sandbox")
+
+
+_register_subcommands()
