@@ -7,10 +7,11 @@ import multiprocessing
 import os
 
 bind = os.environ.get("BILLING_SYNC_BIND", "127.0.0.1:8000")
-# Ingest is short and mostly waits on the database: two workers per core, a few threads each.
+# Ingest mostly waits on the database; concurrent requests in a worker share one commit
+# (group commit), so a worker wants several threads in flight.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 worker_class = "gthread"
-threads = int(os.environ.get("BILLING_SYNC_THREADS", 4))
+threads = int(os.environ.get("BILLING_SYNC_THREADS", 8))
 # Load the app once in the master: a configuration error stops start-up with one line.
 preload_app = True
 timeout = 30
