@@ -9,10 +9,14 @@ PY="$VENV/bin/python"
 ensure_venv() {
   local extras="${1:-}"
   if [[ ! -x "$PY" ]]; then
-    local python
-    python="$(command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)"
-    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-      || { echo "billing-sync needs Python 3.11 or newer ($python is $("$python" --version))" >&2; exit 1; }
+    local python="" candidate
+    # The first interpreter that actually runs and is new enough (pyenv shims may not run).
+    for candidate in python3.13 python3.12 python3.11 python3; do
+      if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+        python="$(command -v "$candidate")"; break
+      fi
+    done
+    [[ -n "$python" ]] || { echo "billing-sync needs Python 3.11 or newer on PATH" >&2; exit 1; }
     echo "creating $VENV with $("$python" --version)" >&2
     "$python" -m venv "$VENV"
   fi

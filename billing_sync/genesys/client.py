@@ -171,14 +171,14 @@ class GenesysClient(ConversationsAPI, WebhooksAPI, NotificationsAPI, AnalyticsAP
             try:
                 response = self._http.request(method, url, **request)
             except httpx.TimeoutException as error:
-                if safe and not last_try:
+                if (safe or _never_sent(error)) and not last_try:
                     self._wait(self.backoff(attempt), method, path, attempt, type(error).__name__)
                     continue
                 outcome = "" if safe else "; it may or may not have taken effect"
                 raise GenesysTimeout(f"no answer within {self.timeout_s:g} s{outcome}",
                                      method=method, path=path) from None
             except httpx.TransportError as error:
-                if safe and not last_try:
+                if (safe or _never_sent(error)) and not last_try:
                     self._wait(self.backoff(attempt), method, path, attempt, type(error).__name__)
                     continue
                 raise GenesysUnavailable(f"cannot reach Genesys Cloud ({type(error).__name__})",
@@ -209,3 +209,8 @@ class GenesysClient(ConversationsAPI, WebhooksAPI, NotificationsAPI, AnalyticsAP
         if 200 <= response.status_code < 300:
             return response
         raise error_from_response(response)
+
+
+def _never_sent(error: httpx.TransportError) -> bool:
+    """The connection was never made, so the request cannot have taken effect: safe to retry."""
+    return isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .clock import Clock
 from .endpoints import create_app
 from .platform import Platform
 
@@ -31,24 +29,10 @@ class Sandbox:
     clock runs `time_scale` times faster than real time unless a `clock` is injected.
     """
 
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: str,
-        seed: int = 0,
-        time_scale: float = 1.0,
-        scopes: Iterable[str] | None = None,
-        token_ttl_s: int = 86_400,
-        billing_secrets: Iterable[str] = (),
-        clock: Clock | None = None,
-        faults: Mapping[str, Any] | None = None,
-        webhook_timeout_s: float = 10.0,
-    ) -> None:
-        self.platform = Platform(client_id=client_id, client_secret=client_secret, seed=seed,
-                                 time_scale=time_scale, scopes=scopes, token_ttl_s=token_ttl_s,
-                                 billing_secrets=billing_secrets, clock=clock, faults=faults,
-                                 webhook_timeout_s=webhook_timeout_s)
+    def __init__(self, **options: Any) -> None:
+        """`options` are `Platform`'s: client_id, client_secret, seed, time_scale, scopes,
+        token_ttl_s, billing_secrets, clock, faults, webhook_timeout_s."""
+        self.platform = Platform(**options)
         self.app = create_app(self.platform)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

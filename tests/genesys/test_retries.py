@@ -146,3 +146,18 @@ def test_the_token_fetch_is_retried_on_a_gateway_error(org, genesys, sleeps):
     org.route("GET", CALL, A_CALL)
     assert genesys.get_call("c-1").id == "c-1"
     assert len(sleeps.waits) == 1
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError("connection refused"), httpx.ConnectTimeout("connect timed out")])
+def test_a_play_post_that_never_connected_is_retried(org, genesys, sleeps, error):
+    answers = iter([error, PLAYING])
+
+    def flaky(request):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    org.route("POST", PLAY, flaky)
+    assert genesys.start_playback("c-1", "https://media.example.com/a.wav").id == "p-1"
+    assert len(org.api_requests()) == 2 and len(sleeps.waits) == 1
