@@ -149,6 +149,7 @@ def test_no_log_line_error_or_repr_holds_the_secret_or_a_token(org, genesys, cap
                genesys_error(404, "not.found", "Conversation not found")]
     org.route("GET", CALL_PATH, answers)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the app quiets it; here we read every line
     with pytest.raises(errors.NotFound) as raised:
         genesys.get_call("c-1")
     captured = capsys.readouterr()
