@@ -95,7 +95,8 @@ def fresh_database(kind: str, workdir: Path, postgres_admin: str | None) -> str:
 def service_env(database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "GENESYS_"))}
     env.update(DATABASE_URL=database_url, BILLING_SYNC_WEBHOOK_USERNAME=USER,
-               BILLING_SYNC_WEBHOOK_PASSWORD=PASSWORD, LOG_LEVEL="WARNING")
+               BILLING_SYNC_WEBHOOK_PASSWORD=PASSWORD, LOG_LEVEL="WARNING",
+               BILLING_RATE_PER_MINUTE="0.60", BILLING_CURRENCY="EUR")
     return env
 
 

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from .config import Settings
 from .db import Database
 from .ledger.group_commit import GroupCommit
+from .ledger.rating import Tariff
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -34,8 +35,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     db = Database.from_url(settings.database_url)
+    tariff = Tariff.from_settings(settings)
     app.extensions["billing_sync"] = Services(
-        settings=settings, db=db, webhook_ingest=GroupCommit(db, source="webhook")
+        settings=settings, db=db, webhook_ingest=GroupCommit(db, source="webhook", tariff=tariff)
     )
     requests.init_app(app)
     api.init_app(app)

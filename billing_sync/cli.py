@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from datetime import UTC
 
 import click
 from flask import Flask
@@ -88,6 +91,56 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+@main.command("dispatch")
+@click.option("--once", is_flag=True, help="deliver what is due now, then exit")
+@click.option("--replay-dead", is_flag=True, help="first put dead messages back in the queue (audited)")
+@click.option("--since", type=click.DateTime(), default=None,
+              help="with --replay-dead: only messages that died at or after this UTC time")
+@click.option("--concurrency", type=click.IntRange(1, 512), default=16, show_default=True,
+              help="requests in flight at once")
+@click.option("--batch-size", type=click.IntRange(1, 5000), default=200, show_default=True,
+              help="messages claimed per batch")
+@click.option("--lease-seconds", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True,
+              help="how long a claimed message stays this dispatcher's if it dies")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="seconds to wait for the billing system's answer")
+@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+              help="seconds between looks at an empty queue")
+@with_appcontext
+def dispatch(once: bool, replay_dead: bool, since, concurrency: int, batch_size: int, lease_seconds: float,
+             timeout_s: float, poll_interval: float) -> None:
+    """Deliver billing records to BILLING_WEBHOOK_URL until SIGTERM or SIGINT (then exit 0)."""
+    from .billing.outbox import DispatcherBusy
+    from .billing.outbox import replay_dead as requeue_dead
+    from .workers.dispatcher import DispatchOptions, Dispatcher
+
+    if since is not None and not replay_dead:
+        raise click.UsageError("--since goes with --replay-dead")
+    app_services = services()
+    options = DispatchOptions(batch_size=batch_size, concurrency=concurrency, lease_s=lease_seconds,
+                              timeout_s=timeout_s, idle_poll_s=poll_interval)
+    try:
+        dispatcher = Dispatcher.from_settings(app_services.db, app_services.settings, options=options)
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    if replay_dead:
+        with app_services.db.transaction() as connection:
+            replayed = requeue_dead(connection, actor="cli",
+                                    since=since.replace(tzinfo=UTC) if since is not None else None)
+        click.echo(f"replayed {len(replayed)} dead message(s)", err=True)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stats = dispatcher.run(stop, once=once)
+    except DispatcherBusy as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"dispatch stopped: {stats.delivered} delivered, {stats.retry} to retry, {stats.dead} dead, "
+               f"{stats.released} released", err=True)
 
 
 def _register_subcommands() -> None:

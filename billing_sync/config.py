@@ -7,9 +7,12 @@ There are no default secrets.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +21,17 @@ from dotenv import dotenv_values
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/billing_sync.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; then the message is dead.
+DEFAULT_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+# ISO 4217 minor units that are not 2. Codes without minor units (XAU, XXX, ...) are refused.
+CURRENCY_EXPONENTS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX",
+                     "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+NO_MINOR_UNIT = frozenset(("XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU",
+                           "XTS", "XUA", "XXX"))
 
 
 class ConfigError(Exception):
@@ -63,6 +77,74 @@ def _log_level(name: str, raw: str) -> str:
     if level not in LOG_LEVELS:
         raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def _webhook_secrets(name: str, raw: str) -> tuple[str, ...]:
+    secrets = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not secrets:
+        raise ConfigError(f"{name} is set but empty")
+    for position, secret in enumerate(secrets, 1):
+        if not secret.startswith("whsec_"):
+            raise ConfigError(f"{name}: secret {position} must start with whsec_")
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"{name}: secret {position} is not base64 after whsec_") from None
+        if len(key) < 24:
+            raise ConfigError(f"{name}: secret {position} is {len(key)} bytes; use 24 to 64 random bytes")
+    return secrets
+
+
+def _retry_schedule(name: str, raw: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated seconds, got {raw!r}") from None
+    if not all(0 <= delay < 10**7 for delay in delays):
+        raise ConfigError(f"{name}: every delay must be between 0 and 10000000 seconds, got {raw!r}")
+    if delays[0] != 0:
+        raise ConfigError(f"{name} must start with 0: the first attempt is immediate, got {raw!r}")
+    return delays
+
+
+def _rate(name: str, raw: str) -> Decimal:
+    try:
+        rate = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a decimal number such as 0.25, got {raw!r}") from None
+    if not rate.is_finite() or rate < 0 or rate.as_tuple().exponent < -12:
+        raise ConfigError(f"{name} must be a non-negative decimal with at most 12 places, got {raw!r}")
+    return rate
+
+
+def _currency(name: str, raw: str) -> str:
+    code = raw.strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha() or code in NO_MINOR_UNIT:
+        raise ConfigError(f"{name} must be an ISO 4217 currency code such as EUR, got {raw!r}")
+    return code
+
+
+def currency_exponent(code: str) -> int:
+    """Digits after the decimal point in `code`'s minor unit (JPY 0, EUR 2, KWD 3)."""
+    return CURRENCY_EXPONENTS.get(code, 2)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    return _int_at_least(name, raw, 1)
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    return _int_at_least(name, raw, 0)
+
+
+def _int_at_least(name: str, raw: str, least: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < least:
+        raise ConfigError(f"{name} must be at least {least}, got {raw!r}")
+    return value
 
 
 def _env(var: str, parse: Callable[[str, str], Any], *, required: bool = False, help: str = ""):
@@ -112,6 +194,35 @@ class Settings:
         default="INFO",
         metadata={"var": "LOG_LEVEL", "parse": _log_level, "required": False,
                   "help": "DEBUG, INFO, WARNING or ERROR"},
+    )
+    billing_webhook_url: str | None = _env(
+        "BILLING_WEBHOOK_URL", _http_url, help="where the dispatcher posts signed billing records",
+    )
+    billing_webhook_secret: tuple[str, ...] | None = _env(
+        "BILLING_WEBHOOK_SECRET", _webhook_secrets,
+        help="whsec_ secrets the dispatcher signs with, comma-separated during rotation",
+    )
+    billing_retry_schedule: tuple[float, ...] = field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        metadata={"var": "BILLING_RETRY_SCHEDULE", "parse": _retry_schedule, "required": False,
+                  "help": "seconds before each delivery attempt, comma-separated, starting with 0"},
+    )
+    billing_rate_per_minute: Decimal = _env(
+        "BILLING_RATE_PER_MINUTE", _rate, required=True,
+        help="price of one minute of playback, a decimal string (0 records zero-amount charges)",
+    )
+    billing_currency: str = _env(
+        "BILLING_CURRENCY", _currency, required=True, help="ISO 4217 code of the rate (EUR, JPY, KWD)",
+    )
+    billing_increment_seconds: int = field(
+        default=1,
+        metadata={"var": "BILLING_INCREMENT_SECONDS", "parse": _positive_int, "required": False,
+                  "help": "billable time is rounded up to a multiple of this many seconds"},
+    )
+    billing_minimum_seconds: int = field(
+        default=0,
+        metadata={"var": "BILLING_MINIMUM_SECONDS", "parse": _non_negative_int, "required": False,
+                  "help": "least billable seconds of a playback that played at all"},
     )
 
     def __post_init__(self) -> None:

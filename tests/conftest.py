@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -26,6 +27,13 @@ from billing_sync import schema
 POSTGRES_ADMIN_URL = os.environ.get("BILLING_SYNC_TEST_POSTGRES")
 WEBHOOK_USER = "genesys"
 WEBHOOK_PASSWORD = "test-" + uuid.uuid4().hex
+RATE = {"billing_rate_per_minute": Decimal("0.60"), "billing_currency": "EUR"}
+RATE_ENV = {"BILLING_RATE_PER_MINUTE": "0.60", "BILLING_CURRENCY": "EUR"}
+
+
+def make_settings(**values) -> Settings:
+    """Settings for tests: the webhook credentials and a tariff, plus `values`."""
+    return Settings(**{"webhook_username": WEBHOOK_USER, "webhook_password": WEBHOOK_PASSWORD, **RATE, **values})
 TABLES = ("audit_log", "playback_events", "playbacks", "api_keys")
 
 
@@ -89,7 +97,7 @@ def db(database_url):
 
 @pytest.fixture
 def settings(database_url):
-    return Settings(database_url=database_url, webhook_username=WEBHOOK_USER, webhook_password=WEBHOOK_PASSWORD)
+    return make_settings(database_url=database_url)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from billing_sync.cli import main
 from billing_sync.keys import authenticate, hash_key
 from billing_sync.models import ApiKey
 
-from .conftest import WEBHOOK_PASSWORD, WEBHOOK_USER
+from .conftest import RATE_ENV, WEBHOOK_PASSWORD, WEBHOOK_USER
 
 
 @pytest.fixture
@@ -20,6 +20,7 @@ def run(database_url, monkeypatch, tmp_path):
         "DATABASE_URL": database_url,
         "BILLING_SYNC_WEBHOOK_USERNAME": WEBHOOK_USER,
         "BILLING_SYNC_WEBHOOK_PASSWORD": WEBHOOK_PASSWORD,
+        **RATE_ENV,
     }
 
     def invoke(*args, **extra_env):

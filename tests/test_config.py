@@ -6,7 +6,8 @@ import pytest
 
 from billing_sync.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 
-BASE = {"BILLING_SYNC_WEBHOOK_USERNAME": "genesys", "BILLING_SYNC_WEBHOOK_PASSWORD": "s3cret"}
+BASE = {"BILLING_SYNC_WEBHOOK_USERNAME": "genesys", "BILLING_SYNC_WEBHOOK_PASSWORD": "s3cret",
+        "BILLING_RATE_PER_MINUTE": "0.60", "BILLING_CURRENCY": "EUR"}
 
 
 def load(**env):
@@ -20,7 +21,8 @@ def test_defaults():
     assert settings.genesys_hosts.api_base == "https://api.mypurecloud.com"
 
 
-@pytest.mark.parametrize("missing", ["BILLING_SYNC_WEBHOOK_USERNAME", "BILLING_SYNC_WEBHOOK_PASSWORD"])
+@pytest.mark.parametrize("missing", ["BILLING_SYNC_WEBHOOK_USERNAME", "BILLING_SYNC_WEBHOOK_PASSWORD",
+                                     "BILLING_RATE_PER_MINUTE", "BILLING_CURRENCY"])
 def test_a_missing_secret_is_one_line_naming_it(missing):
     env = dict(BASE)
     del env[missing]
@@ -68,7 +70,7 @@ def test_genesys_environment_forms(value, api, login):
 def test_env_file_is_read_and_the_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("BILLING_SYNC_WEBHOOK_USERNAME=from-file\nBILLING_SYNC_WEBHOOK_PASSWORD=file-pw\nLOG_LEVEL=debug\n")
-    settings = Settings.from_env({"LOG_LEVEL": "WARNING"}, env_file=env_file)
+    settings = Settings.from_env({"LOG_LEVEL": "WARNING", **{k: BASE[k] for k in ("BILLING_RATE_PER_MINUTE", "BILLING_CURRENCY")}}, env_file=env_file)
     assert (settings.webhook_username, settings.log_level) == ("from-file", "WARNING")
 
 

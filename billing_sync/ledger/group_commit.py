@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..db import Database
 from .events import ReceivedEvent
 from .ingest import IngestResult, record_events
+from .rating import Tariff
 
 # Enough to amortise a commit, small enough to keep one transaction short.
 MAX_EVENTS_PER_COMMIT = 2000
@@ -34,9 +35,10 @@ class _Request:
 class GroupCommit:
     """Records events for many threads at once, one transaction per group."""
 
-    def __init__(self, db: Database, *, source: str) -> None:
+    def __init__(self, db: Database, *, source: str, tariff: Tariff | None = None) -> None:
         self._db = db
         self._source = source
+        self._tariff = tariff
         self._lock = threading.Lock()
         self._queue: list[_Request] = []
         self._leader_busy = False
@@ -82,7 +84,8 @@ class GroupCommit:
         if len(group) > 1:
             try:
                 with self._db.transaction() as connection:
-                    result = record_events(connection, [e for r in group for e in r.received], source=self._source)
+                    result = record_events(connection, [e for r in group for e in r.received],
+                                           source=self._source, tariff=self._tariff)
             except Exception:  # noqa: BLE001 - fall back to one transaction each, below
                 pass
             else:
@@ -91,7 +94,8 @@ class GroupCommit:
         for request in group:
             try:
                 with self._db.transaction() as connection:
-                    request.result = record_events(connection, request.received, source=self._source)
+                    request.result = record_events(connection, request.received, source=self._source,
+                                                   tariff=self._tariff)
             except BaseException as error:  # handed to the request's own thread
                 request.error = error
 

@@ -8,7 +8,9 @@ handful of statements (see `bulk`):
    on PostgreSQL);
 2. lock the playbacks that existed (in id order, so concurrent batches cannot deadlock),
    fold the new events into them, write the ones that changed;
-3. audit every conflicting terminal event.
+3. audit every conflicting terminal event;
+4. with a tariff, charge the playbacks that became completed or stopped from a webhook
+   (records and outbox rows set-based, one audit entry per charge, last: see `records`).
 
 The caller commits. Nothing is acknowledged to the sender before that commit.
 """
@@ -24,6 +26,8 @@ from .. import audit
 from ..models import Playback, utcnow
 from . import bulk
 from .events import ReceivedEvent
+from .rating import Tariff
+from .records import Ended, charge_ended
 from .state import Conflict, Outcome, PlaybackState, apply_events
 
 
@@ -34,12 +38,20 @@ class IngestResult:
     # The source event ids this unit of work wrote (the rest were already known).
     inserted: set[str] = field(default_factory=set)
     # Playbacks that reached a terminal state in this unit of work (billing keys off these).
-    ended: list[str] = field(default_factory=list)
+    ended: list[Ended] = field(default_factory=list)
+    # Billing records this unit of work wrote.
+    charged: list[int] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-def record_events(connection: Connection, received: list[ReceivedEvent], *, source: str) -> IngestResult:
-    """Write the events not yet in the ledger and fold them into their playbacks."""
+# Only the webhook charges at once; other sources' terminal states are reconciliation's to bill.
+CHARGING_SOURCES = frozenset({"webhook"})
+
+
+def record_events(
+    connection: Connection, received: list[ReceivedEvent], *, source: str, tariff: Tariff | None = None
+) -> IngestResult:
+    """Write the events not yet in the ledger, fold them into their playbacks, charge what ended."""
     unique = _unique_by_id(received)
     by_playback: dict[str, list[ReceivedEvent]] = defaultdict(list)
     for item in unique:
@@ -56,15 +68,17 @@ def record_events(connection: Connection, received: list[ReceivedEvent], *, sour
     )
     result = IngestResult(accepted=len(inserted), duplicates=len(received) - len(inserted), inserted=inserted)
     for playback_id in sorted(created):
-        _collect(result, playback_id, folded[playback_id])
+        _collect(result, playback_id, by_playback[playback_id][0].event.conversation_id, folded[playback_id], source)
     existing = {
         pid: new for pid, items in by_playback.items()
         if pid not in created and (new := [item for item in items if item.source_event_id in inserted])
     }
     if existing:
-        _fold_into_existing(connection, existing, result, now)
+        _fold_into_existing(connection, existing, result, now, source)
     for conflict in result.conflicts:
         _audit_conflict(connection, conflict, source)
+    if tariff is not None and source in CHARGING_SOURCES and result.ended:
+        result.charged = charge_ended(connection, result.ended, tariff, actor=f"genesys:{source}")
     return result
 
 
@@ -96,11 +110,11 @@ def _playback_row(playback_id: str, first: ReceivedEvent, state: PlaybackState) 
 
 
 def _fold_into_existing(
-    connection: Connection, new: dict[str, list[ReceivedEvent]], result: IngestResult, now
+    connection: Connection, new: dict[str, list[ReceivedEvent]], result: IngestResult, now, source: str
 ) -> None:
     """Lock the playbacks (in id order: no deadlocks), fold the new events in, write changes."""
     locked = connection.execute(
-        select(Playback.id, Playback.playback_id, *[getattr(Playback, c) for c in bulk.PLAYBACK_STATE_COLUMNS])
+        select(Playback.id, Playback.playback_id, Playback.conversation_id, *[getattr(Playback, c) for c in bulk.PLAYBACK_STATE_COLUMNS])
         .where(Playback.playback_id.in_(sorted(new)))
         .order_by(Playback.id)
         .with_for_update()
@@ -109,16 +123,17 @@ def _fold_into_existing(
     for row in locked:
         current = PlaybackState(**{c: getattr(row, c) for c in bulk.PLAYBACK_STATE_COLUMNS})
         outcome = apply_events(current, _pairs(new[row.playback_id]))
-        _collect(result, row.playback_id, outcome)
+        _collect(result, row.playback_id, row.conversation_id, outcome, source)
         if outcome.state != current:
             changed.append({"id": row.id, **_columns(outcome.state)})
     bulk.update_playbacks(connection, changed, now=now)
 
 
-def _collect(result: IngestResult, playback_id: str, outcome: Outcome) -> None:
+def _collect(result: IngestResult, playback_id: str, conversation_id: str, outcome: Outcome, source: str) -> None:
     result.conflicts.extend(outcome.conflicts)
     if outcome.became_terminal:
-        result.ended.append(playback_id)
+        state = outcome.state
+        result.ended.append(Ended(playback_id, conversation_id, state.state, state.duration_ms, state.ended_at, source))
 
 
 def _pairs(items: list[ReceivedEvent]):

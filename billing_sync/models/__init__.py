@@ -3,6 +3,7 @@
 from .api_key import ROLES, ApiKey
 from .audit import AuditChainHead, AuditEntry
 from .base import Base, utcnow
+from .billing import OUTBOX_STATUSES, RECORD_KINDS, BillingRecord, OutboxMessage
 from .playback import Playback, PlaybackEvent
 
 __all__ = [
@@ -11,6 +12,10 @@ __all__ = [
     "AuditChainHead",
     "AuditEntry",
     "Base",
+    "BillingRecord",
+    "OUTBOX_STATUSES",
+    "OutboxMessage",
+    "RECORD_KINDS",
     "Playback",
     "PlaybackEvent",
     "utcnow",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from billing_sync import create_app
-from billing_sync.config import Settings
 
-from ..conftest import WEBHOOK_PASSWORD, WEBHOOK_USER
+from ..conftest import make_settings
 
 
 def test_healthz(client):
@@ -22,7 +21,7 @@ def test_readyz_when_migrated(client):
 
 
 def test_readyz_is_503_before_migrations(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/empty.db", webhook_username=WEBHOOK_USER, webhook_password=WEBHOOK_PASSWORD)
+    settings = make_settings(database_url=f"sqlite:///{tmp_path}/empty.db")
     app = create_app(settings)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
@@ -30,7 +29,7 @@ def test_readyz_is_503_before_migrations(tmp_path):
 
 
 def test_readyz_is_503_when_the_database_is_unreachable():
-    settings = Settings(database_url="postgresql://nobody@127.0.0.1:1/none", webhook_username=WEBHOOK_USER, webhook_password=WEBHOOK_PASSWORD)
+    settings = make_settings(database_url="postgresql://nobody@127.0.0.1:1/none")
     response = create_app(settings).test_client().get("/readyz")
     assert response.status_code == 503 and response.json["status"] == "unavailable"
 

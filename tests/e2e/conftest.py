@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..conftest import WEBHOOK_PASSWORD, WEBHOOK_USER
+from ..conftest import RATE_ENV, WEBHOOK_PASSWORD, WEBHOOK_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +36,7 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         BILLING_SYNC_WEBHOOK_USERNAME=WEBHOOK_USER,
         BILLING_SYNC_WEBHOOK_PASSWORD=WEBHOOK_PASSWORD,
+        **RATE_ENV,
         LOG_LEVEL="WARNING",
     )
     env.update(extra)

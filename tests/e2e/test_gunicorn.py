@@ -82,7 +82,7 @@ def test_conflicts_from_several_workers_keep_the_chain(gunicorn, db, events):
         thread.join(timeout=30)
     with db.read() as session:
         report = audit.verify_chain(session)
-    assert report.ok and report.verified == 20
+    assert report.ok and report.verified == 40  # 20 charges, then 20 conflicts
 
 
 def test_missing_setting_stops_gunicorn_with_one_line(database_url, tmp_path):

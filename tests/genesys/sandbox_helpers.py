@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from collections.abc import Callable
 
 import httpx
@@ -40,6 +41,7 @@ class RecordingTransport(httpx.BaseTransport):
 def sandbox_settings(sandbox, **changes) -> Settings:
     """Settings pointing at the sandbox, as a deployment would set them."""
     values = {"webhook_username": "genesys", "webhook_password": "hook-password-1",
+              "billing_rate_per_minute": Decimal("0.60"), "billing_currency": "EUR",
               "genesys_environment": sandbox.base_url, "genesys_client_id": TEST_CLIENT_ID,
               "genesys_client_secret": TEST_CLIENT_SECRET, **changes}
     return Settings(**values)

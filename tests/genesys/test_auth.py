@@ -16,6 +16,7 @@ from billing_sync.config import ConfigError, Settings
 from billing_sync.genesys import errors
 from billing_sync.genesys.client import GenesysClient
 
+from ..conftest import make_settings
 from .conftest import CLIENT_ID, CLIENT_SECRET, genesys_error
 
 CALL_PATH = r"/api/v2/conversations/calls/[^/]+"
@@ -165,13 +166,13 @@ def test_no_log_line_error_or_repr_holds_the_secret_or_a_token(org, genesys, cap
 
 
 def test_from_settings_needs_the_client_credentials(database_url):
-    settings = Settings(database_url=database_url, webhook_username="u", webhook_password="p")
+    settings = make_settings(database_url=database_url)
     with pytest.raises(ConfigError, match="GENESYS_CLIENT_ID"):
         GenesysClient.from_settings(settings)
 
 
 def test_from_settings_uses_the_environment_and_the_playback_base(database_url):
-    settings = Settings(database_url=database_url, webhook_username="u", webhook_password="p",
+    settings = make_settings(database_url=database_url,
                         genesys_environment="eu-west-1", genesys_client_id="id", genesys_client_secret="s")
     with GenesysClient.from_settings(settings) as client:
         assert (client.api_base, client.login_base, client.playback_base) == (

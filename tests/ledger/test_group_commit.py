@@ -41,12 +41,12 @@ def hold_first_commit(monkeypatch):
     calls = []
 
     def install(committer, count):
-        def slow_first(connection, received, *, source):
+        def slow_first(connection, received, **options):
             calls.append(len(received))
             if len(calls) == 1:
                 while len(committer._queue) < count:
                     threading.Event().wait(0.005)
-            return real(connection, received, source=source)
+            return real(connection, received, **options)
 
         monkeypatch.setattr(group_commit, "record_events", slow_first)
         return calls
@@ -81,10 +81,10 @@ def test_a_failing_request_fails_alone(db, events, monkeypatch, hold_first_commi
     hold_first_commit(committer, 3)
     held = group_commit.record_events
 
-    def poisoned(connection, received, *, source):
+    def poisoned(connection, received, **options):
         if any(item.event.playback_id == "poison" for item in received):
             raise RuntimeError("poisoned request")
-        return held(connection, received, source=source)
+        return held(connection, received, **options)
 
     requests = [_received(events, 1), _received(events, 2), _received(events, 1, playback_id="poison"), _received(events, 2)]
     monkeypatch.setattr(group_commit, "record_events", poisoned)

@@ -1,0 +1,1 @@
+"""Getting billing records to the billing system: the outbox, Standard Webhooks signing, delivery."""

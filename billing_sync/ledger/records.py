@@ -1,0 +1,204 @@
+"""Billing records: charges, adjustments and reversals, each with its outbox row and audit entry.
+
+Everything here runs in the caller's transaction and never commits. A record is never
+updated or deleted (the database refuses it); a correction is a new record that names the
+one it corrects. Each record's idempotency key, `<kind>:<playback_id>:<cause>`, is unique
+per (playback, kind, cause) in the database, so the same cause can never bill twice
+whatever the code above does; it is also the `webhook-id` of every delivery attempt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from types import SimpleNamespace
+
+from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .. import audit
+from ..models import BillingRecord, OutboxMessage, Playback, utcnow
+from .rating import Tariff, amount_minor, billable_seconds
+
+CHARGEABLE_STATES = frozenset({"completed", "stopped"})
+CHARGE_CAUSE = "terminal"
+EVENT_TYPE = "billing.record.created"
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A playback that reached its terminal state in this unit of work: what rating needs."""
+
+    playback_id: str
+    conversation_id: str
+    state: str
+    duration_ms: int
+    ended_at: datetime | None
+    provenance: str
+
+
+class CorrectionError(Exception):
+    """A correction that cannot be made (unknown record, reversing a reversal, ...)."""
+
+
+def idempotency_key(kind: str, playback_id: str, cause: str) -> str:
+    return f"{kind}:{playback_id}:{cause}"
+
+
+def record_json(row) -> dict:
+    """A record as the API and the billing webhook show it (DESIGN.md's billing record)."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "playback_id": row.playback_id,
+        "conversation_id": row.conversation_id,
+        "duration_ms": row.duration_ms,
+        "billable_seconds": row.billable_seconds,
+        "rate_per_minute": row.rate_per_minute,
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "provenance": row.provenance,
+        "corrects": row.corrects,
+        "created_at": _iso(row.created_at),
+    }
+
+
+def webhook_body(record: dict) -> str:
+    """The exact body posted for a record, fixed once so every attempt sends the same bytes."""
+    return json.dumps({"type": EVENT_TYPE, "timestamp": record["created_at"], "data": record},
+                      separators=(",", ":"))
+
+
+def charge_ended(connection: Connection, ended: list[Ended], tariff: Tariff, *, actor: str) -> list[int]:
+    """Charge every completed or stopped playback in `ended` (failed ones are not charged).
+
+    Set-based: one INSERT for the records, one for their outbox rows, then one audit entry
+    per charge. A playback already charged is skipped by the unique key; returns new ids.
+    """
+    now = utcnow()
+    rows = []
+    for item in sorted(ended, key=lambda e: e.playback_id):
+        if item.state not in CHARGEABLE_STATES:
+            continue
+        rating = tariff.rate(item.duration_ms)
+        rows.append({
+            "idempotency_key": idempotency_key("charge", item.playback_id, CHARGE_CAUSE),
+            "kind": "charge", "playback_id": item.playback_id, "conversation_id": item.conversation_id,
+            "cause": CHARGE_CAUSE, "duration_ms": item.duration_ms,
+            "billable_seconds": rating.billable_seconds, "rate_per_minute": tariff.rate_text,
+            "amount_minor": rating.amount_minor, "currency": tariff.currency,
+            "provenance": item.provenance, "corrects": None, "ended_at": item.ended_at, "created_at": now,
+        })
+    return _write(connection, rows, actor=actor)
+
+
+def reverse(connection: Connection, record_id: int, *, cause: str, actor: str,
+            provenance: str = "reconciliation") -> int:
+    """A reversal of one record: the same seconds and amount, negated. Idempotent per cause."""
+    original = _lock_record(connection, record_id)
+    if original.kind == "reversal":
+        raise CorrectionError(f"record {record_id} is a reversal; correct it with an adjustment")
+    existing = _existing(connection, original.playback_id, "reversal", cause)
+    if existing is not None:
+        return existing
+    row = _correction_row(original, "reversal", cause, provenance,
+                          -original.duration_ms, -original.billable_seconds, -original.amount_minor)
+    return _write(connection, [row], actor=actor)[0]
+
+
+def adjust(connection: Connection, record_id: int, *, duration_ms: int, tariff: Tariff, cause: str,
+           actor: str, provenance: str = "reconciliation") -> int | None:
+    """Bring a playback's billing to `duration_ms` played, with a record of the difference.
+
+    The difference is against the sum of every record of the playback, rated at the corrected
+    record's rate and currency (its increment and minimum are the tariff's). None when the
+    sums already agree. Idempotent per cause.
+    """
+    original = _lock_record(connection, record_id)
+    existing = _existing(connection, original.playback_id, "adjustment", cause)
+    if existing is not None:
+        return existing
+    net = connection.execute(
+        select(func.coalesce(func.sum(BillingRecord.duration_ms), 0),
+               func.coalesce(func.sum(BillingRecord.billable_seconds), 0),
+               func.coalesce(func.sum(BillingRecord.amount_minor), 0))
+        .where(BillingRecord.playback_id == original.playback_id,
+               BillingRecord.currency == original.currency)
+    ).one()
+    seconds = billable_seconds(duration_ms, tariff.increment_seconds, tariff.minimum_seconds)
+    amount = amount_minor(Decimal(original.rate_per_minute), seconds, original.currency)
+    deltas = (duration_ms - int(net[0]), seconds - int(net[1]), amount - int(net[2]))
+    if deltas == (0, 0, 0):
+        return None
+    row = _correction_row(original, "adjustment", cause, provenance, *deltas)
+    return _write(connection, [row], actor=actor)[0]
+
+
+def _lock_record(connection: Connection, record_id: int):
+    """The record corrected, with its playback locked so corrections of it queue up."""
+    original = connection.execute(select(BillingRecord).where(BillingRecord.id == record_id)).one_or_none()
+    if original is None:
+        raise CorrectionError(f"no billing record {record_id}")
+    connection.execute(
+        select(Playback.id).where(Playback.playback_id == original.playback_id).with_for_update()
+    ).one()
+    return original
+
+
+def _existing(connection: Connection, playback_id: str, kind: str, cause: str) -> int | None:
+    return connection.scalar(
+        select(BillingRecord.id).where(BillingRecord.playback_id == playback_id,
+                                       BillingRecord.kind == kind, BillingRecord.cause == cause)
+    )
+
+
+def _correction_row(original, kind: str, cause: str, provenance: str, duration_ms: int,
+                    seconds: int, amount: int) -> dict:
+    return {
+        "idempotency_key": idempotency_key(kind, original.playback_id, cause),
+        "kind": kind, "playback_id": original.playback_id, "conversation_id": original.conversation_id,
+        "cause": cause, "duration_ms": duration_ms, "billable_seconds": seconds,
+        "rate_per_minute": original.rate_per_minute, "amount_minor": amount, "currency": original.currency,
+        "provenance": provenance, "corrects": original.id, "ended_at": original.ended_at,
+        "created_at": utcnow(),
+    }
+
+
+def _write(connection: Connection, rows: list[dict], *, actor: str) -> list[int]:
+    """Insert records (skipping keys already taken), their outbox rows, then their audit entries."""
+    if not rows:
+        return []
+    by_key = {row["idempotency_key"]: row for row in rows}
+    statement = (_dialect_insert(connection, BillingRecord)
+                 .on_conflict_do_nothing(index_elements=["playback_id", "kind", "cause"])
+                 .returning(BillingRecord.id, BillingRecord.idempotency_key))
+    created = sorted(((key, record_id) for record_id, key in connection.execute(statement, rows)),
+                     key=lambda pair: pair[1])
+    if not created:
+        return []
+    messages = []
+    for key, record_id in created:
+        record = record_json(SimpleNamespace(id=record_id, **by_key[key]))
+        messages.append({"record_id": record_id, "message_id": key, "payload": webhook_body(record),
+                         "status": "pending", "attempts": 0, "next_attempt_at": by_key[key]["created_at"],
+                         "created_at": by_key[key]["created_at"], "updated_at": by_key[key]["created_at"]})
+    connection.execute(insert(OutboxMessage), messages)
+    for key, record_id in created:
+        row = by_key[key]
+        audit.append(connection, actor=actor, action=f"billing.{row['kind']}.created",
+                     subject=f"billing_record:{record_id}",
+                     details={"idempotency_key": key, "playback_id": row["playback_id"],
+                              "amount_minor": row["amount_minor"], "currency": row["currency"],
+                              "billable_seconds": row["billable_seconds"],
+                              "rate_per_minute": row["rate_per_minute"], "corrects": row["corrects"]})
+    return [record_id for _, record_id in created]
+
+
+def _dialect_insert(connection: Connection, model):
+    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(model)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()

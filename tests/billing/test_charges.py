@@ -1,0 +1,184 @@
+"""Charges written by ingest: one per playback, in the event's transaction, never updated."""
+
+from __future__ import annotations
+
+import json
+import threading
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DatabaseError, IntegrityError
+
+from billing_sync.genesys.payloads import parse_deliveries
+from billing_sync.ledger.ingest import record_events
+from billing_sync.ledger.rating import Tariff
+from billing_sync.ledger.records import CorrectionError, adjust, record_json, reverse
+from billing_sync.models import AuditEntry, BillingRecord, OutboxMessage
+
+TARIFF = Tariff(Decimal("0.60"), "USD")
+
+
+def post(client, body, headers):
+    response = client.post("/webhooks/genesys", json=body, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def records(db) -> list[BillingRecord]:
+    with db.read() as session:
+        return list(session.scalars(select(BillingRecord).order_by(BillingRecord.id)))
+
+
+def outbox(db) -> list[OutboxMessage]:
+    with db.read() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def audit_actions(db) -> list[str]:
+    with db.read() as session:
+        return list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+
+
+def test_a_completed_playback_is_charged_once_with_its_outbox_row_and_audit_entry(client, webhook_auth, events, db):
+    lifecycle = events.lifecycle(duration=12_345, conversation_id="conv-9")
+    post(client, lifecycle, webhook_auth)
+    [record] = records(db)
+    assert record_json(record) == {
+        "id": record.id, "kind": "charge", "playback_id": lifecycle[0]["playbackId"],
+        "conversation_id": "conv-9", "duration_ms": 12_345, "billable_seconds": 13,
+        "rate_per_minute": "0.60", "amount_minor": 13, "currency": "USD", "provenance": "webhook",
+        "corrects": None, "created_at": record.created_at.isoformat(),
+    }
+    assert record.idempotency_key == f"charge:{lifecycle[0]['playbackId']}:terminal"
+    [message] = outbox(db)
+    assert (message.record_id, message.message_id, message.status, message.attempts) == (
+        record.id, record.idempotency_key, "pending", 0)
+    assert json.loads(message.payload) == {"type": "billing.record.created",
+                                           "timestamp": record.created_at.isoformat(), "data": record_json(record)}
+    assert audit_actions(db) == ["billing.charge.created"]
+
+
+@pytest.mark.parametrize("terminal", ["completed", "stopped"])
+def test_completed_and_stopped_are_charged(client, webhook_auth, events, db, terminal):
+    post(client, events.lifecycle(terminal=terminal, duration=60_000), webhook_auth)
+    assert [(r.kind, r.amount_minor) for r in records(db)] == [("charge", 60)]
+
+
+def test_failed_is_recorded_not_charged(client, webhook_auth, events, db):
+    post(client, events.lifecycle(terminal="failed", duration=0), webhook_auth)
+    assert records(db) == [] and outbox(db) == []
+
+
+def test_duplicate_and_reordered_terminal_events_charge_once(client, webhook_auth, events, db):
+    started, progress, completed = events.lifecycle(duration=9_000)
+    twin = dict(completed, id="redelivered-under-another-id")
+    post(client, [completed], webhook_auth)                 # terminal first
+    post(client, [completed, started], webhook_auth)       # again, with a late start
+    post(client, events.notification(twin), webhook_auth)  # the same end through another shape
+    post(client, [progress, completed, twin], webhook_auth)
+    assert [(r.kind, r.duration_ms) for r in records(db)] == [("charge", 9_000)]
+    assert len(outbox(db)) == 1 and audit_actions(db) == ["billing.charge.created"]
+
+
+def test_a_batch_charges_every_playback_that_ended_in_it(client, webhook_auth, events, db):
+    batch = [e for n in range(40) for e in events.lifecycle(duration=1000 * (n + 1))]
+    batch += events.lifecycle(terminal="failed")
+    post(client, batch, webhook_auth)
+    post(client, batch, webhook_auth)
+    charged = records(db)
+    assert sorted(r.duration_ms for r in charged) == [1000 * (n + 1) for n in range(40)]
+    assert sum(r.amount_minor for r in charged) == sum(n + 1 for n in range(40))  # 1 cent a second
+    assert len(outbox(db)) == 40 and audit_actions(db).count("billing.charge.created") == 40
+
+
+def test_other_sources_do_not_charge(db, events):
+    received = parse_deliveries(events.lifecycle())
+    with db.transaction() as connection:
+        result = record_events(connection, received, source="stream", tariff=TARIFF)
+    assert len(result.ended) == 1 and result.charged == [] and records(db) == []
+
+
+def test_without_a_tariff_nothing_is_charged(db, events):
+    with db.transaction() as connection:
+        result = record_events(connection, parse_deliveries(events.lifecycle()), source="webhook")
+    assert result.ended[0].state == "completed" and records(db) == []
+
+
+def test_concurrent_requests_for_one_playback_charge_once(db, events):
+    """Two transactions race: each carries a different terminal delivery of the same playback."""
+    started, _, completed = events.lifecycle(duration=30_000)
+    twin = dict(completed, id="the-same-end-another-id")
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def ingest(body):
+        try:
+            barrier.wait()
+            with db.transaction() as connection:
+                results.append(record_events(connection, parse_deliveries(body), source="webhook", tariff=TARIFF))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    for _ in range(5):
+        barrier.reset()
+        results.clear()
+        threads = [threading.Thread(target=ingest, args=(body,)) for body in ([started, completed], [twin])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        started, _, completed = events.lifecycle(duration=30_000)
+        twin = dict(completed, id=completed["id"] + "-twin")
+    assert len(records(db)) == 5 and len(outbox(db)) == 5
+    with db.read() as session:
+        per_playback = session.execute(select(BillingRecord.playback_id, func.count())
+                                       .group_by(BillingRecord.playback_id)).all()
+    assert all(count == 1 for _, count in per_playback)
+
+
+def test_the_database_refuses_a_second_charge_and_any_change(client, webhook_auth, events, db):
+    post(client, events.lifecycle(), webhook_auth)
+    [record] = records(db)
+    row = {c: getattr(record, c) for c in ("kind", "playback_id", "conversation_id", "cause", "duration_ms",
+                                           "billable_seconds", "rate_per_minute", "amount_minor", "currency",
+                                           "provenance", "created_at")}
+    with pytest.raises(IntegrityError), db.transaction() as connection:
+        connection.execute(insert(BillingRecord).values(**row, idempotency_key="another-key"))
+    for statement in ("UPDATE billing_records SET amount_minor = 0", "DELETE FROM billing_records"):
+        with pytest.raises(DatabaseError, match="append-only"), db.transaction() as connection:
+            connection.execute(text(statement))
+    assert [r.amount_minor for r in records(db)] == [record.amount_minor]
+
+
+def test_a_failed_unit_of_work_leaves_no_record_no_message_no_audit(db, events):
+    with pytest.raises(RuntimeError), db.transaction() as connection:
+        result = record_events(connection, parse_deliveries(events.lifecycle()), source="webhook", tariff=TARIFF)
+        assert result.charged
+        raise RuntimeError("crash before commit")
+    assert records(db) == [] and outbox(db) == [] and audit_actions(db) == []
+
+
+def test_reversal_and_adjustment_are_new_records_that_correct_the_charge(client, webhook_auth, events, db):
+    post(client, events.lifecycle(duration=60_000), webhook_auth)
+    [charge] = records(db)
+    with db.transaction() as connection:
+        adjusted = adjust(connection, charge.id, duration_ms=90_000, tariff=TARIFF, cause="reconcile:1", actor="test")
+        again = adjust(connection, charge.id, duration_ms=90_000, tariff=TARIFF, cause="reconcile:1", actor="test")
+        unchanged = adjust(connection, charge.id, duration_ms=90_000, tariff=TARIFF, cause="reconcile:2", actor="test")
+        reversed_id = reverse(connection, charge.id, cause="refund:7", actor="test")
+    assert again == adjusted and unchanged is None
+    rows = {r.id: r for r in records(db)}
+    assert [(r.kind, r.duration_ms, r.billable_seconds, r.amount_minor, r.corrects) for r in rows.values()] == [
+        ("charge", 60_000, 60, 60, None),
+        ("adjustment", 30_000, 30, 30, charge.id),
+        ("reversal", -60_000, -60, -60, charge.id),
+    ]
+    assert rows[adjusted].idempotency_key == f"adjustment:{charge.playback_id}:reconcile:1"
+    assert [m.record_id for m in outbox(db)] == [charge.id, adjusted, reversed_id]
+    with pytest.raises(CorrectionError), db.transaction() as connection:
+        reverse(connection, reversed_id, cause="again", actor="test")
+    with pytest.raises(CorrectionError), db.transaction() as connection:
+        reverse(connection, 999_999, cause="nothing", actor="test")
+    assert audit_actions(db) == ["billing.charge.created", "billing.adjustment.created", "billing.reversal.created"]
