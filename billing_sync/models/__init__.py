@@ -3,6 +3,9 @@
 from .api_key import ROLES, ApiKey
 from .audit import AuditChainHead, AuditEntry
 from .base import Base, utcnow
+from .idempotency import IdempotencyRecord
+from .stream import StreamListener
+from .switch_rule import SwitchRule, SwitchRuleFiring
 from .playback import Playback, PlaybackEvent
 
 __all__ = [
@@ -11,7 +14,11 @@ __all__ = [
     "AuditChainHead",
     "AuditEntry",
     "Base",
+    "IdempotencyRecord",
     "Playback",
     "PlaybackEvent",
+    "StreamListener",
+    "SwitchRule",
+    "SwitchRuleFiring",
     "utcnow",
 ]
