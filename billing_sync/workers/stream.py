@@ -38,7 +38,7 @@ from ..genesys.events import (
     Dtmf, StreamConnected, StreamDisconnected, Transcription, dtmf_topic, playback_topic, transcription_topic,
 )
 from ..genesys.stream import NotificationStream
-from ..ledger.events import TERMINAL_STATES, ReceivedEvent
+from ..ledger.events import ReceivedEvent
 from ..ledger.ingest import IngestResult, record_events
 from ..logs import get_logger
 from ..models import Playback, StreamListener, utcnow
@@ -47,6 +47,11 @@ from ..playback.switching import Switcher
 
 STREAM_SOURCE = "stream"
 DEFAULT_REFRESH_S = 2.0
+# How long a conversation stays subscribed after it stopped qualifying: the next playback's
+# row may not be written yet when the last one ends (a switch), and late events still come.
+DEFAULT_LINGER_S = 30.0
+# Not terminal; IN (not NOT IN) so the state index serves the query.
+ACTIVE_STATES = ("requested", "started", "progress")
 log = get_logger("billing_sync.workers.stream")
 
 
@@ -98,7 +103,7 @@ def watched_conversations(db: Database, shard: Shard) -> set[str]:
     """This shard's conversations with a non-terminal playback or an active rule naming them."""
     with db.read() as session:
         playing = set(session.scalars(
-            select(Playback.conversation_id).where(Playback.state.not_in(TERMINAL_STATES)).distinct()
+            select(Playback.conversation_id).where(Playback.state.in_(ACTIVE_STATES)).distinct()
         ))
         named = rule_conversations(session)
     return {conversation_id for conversation_id in playing | named if shard.owns(conversation_id)}
@@ -143,13 +148,18 @@ class StreamWorker:
 
     def __init__(
         self, db: Database, genesys: GenesysClient, switcher: Switcher, *, shard: Shard = Shard(),
-        refresh_s: float = DEFAULT_REFRESH_S, stream_options: dict[str, Any] | None = None,
+        refresh_s: float = DEFAULT_REFRESH_S, linger_s: float = DEFAULT_LINGER_S,
+        stream_options: dict[str, Any] | None = None,
     ) -> None:
         self._db = db
         self._genesys = genesys
         self._switcher = switcher
         self.shard = shard
         self._refresh_s = refresh_s
+        self._linger_s = linger_s
+        # Conversations no longer qualifying, and when (loop time) they stop being watched.
+        self._lingering: dict[str, float] = {}
+        self._watched: set[str] = set()
         self._stream_options = stream_options or {}
         self.stats = WorkerStats()
         self.state = ListenerState(db, shard)
@@ -214,11 +224,11 @@ class StreamWorker:
             if isinstance(event, ReceivedEvent):
                 await asyncio.to_thread(self._record, event)
             elif isinstance(event, Dtmf):
-                self.stats.dtmf += 1
                 self.stats.switching[await asyncio.to_thread(self._switcher.on_dtmf, event)] += 1
+                self.stats.dtmf += 1  # counted once handled: a reader sees its outcome too
             elif isinstance(event, Transcription):
-                self.stats.transcriptions += 1
                 self.stats.switching[await asyncio.to_thread(self._switcher.on_transcription, event)] += 1
+                self.stats.transcriptions += 1
             elif isinstance(event, StreamConnected):
                 self.state.channels.add(event.channel_id)
                 await asyncio.to_thread(self.state.change, connects=self.state.row["connects"] + 1)
@@ -255,7 +265,7 @@ class StreamWorker:
 
     async def _refresh(self, stream: NotificationStream) -> None:
         """Subscribe exactly the topics of the conversations this shard watches now."""
-        conversations = await asyncio.to_thread(watched_conversations, self._db, self.shard)
+        conversations = self._with_lingering(await asyncio.to_thread(watched_conversations, self._db, self.shard))
         topics = topics_for(conversations)
         changed = topics != stream.topics
         await stream.set_topics(topics)  # also re-sends a subscription that failed before
@@ -263,6 +273,18 @@ class StreamWorker:
             self._topics_announced = True
             log.info("stream.topics", shard=str(self.shard), conversations=len(conversations), topics=len(topics))
             await asyncio.to_thread(self.state.change, topics=len(topics))
+
+
+    def _with_lingering(self, qualifying: set[str]) -> set[str]:
+        """`qualifying` plus the conversations that stopped qualifying less than `linger_s` ago."""
+        now = self._loop.time()
+        for conversation_id in self._watched - qualifying:
+            self._lingering.setdefault(conversation_id, now + self._linger_s)
+        for conversation_id in qualifying:
+            self._lingering.pop(conversation_id, None)
+        self._lingering = {c: until for c, until in self._lingering.items() if until > now}
+        self._watched = qualifying | set(self._lingering)
+        return self._watched
 
 
 def run_until_signalled(worker: StreamWorker) -> None:
