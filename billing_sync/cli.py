@@ -143,6 +143,41 @@ def dispatch(once: bool, replay_dead: bool, since, concurrency: int, batch_size:
                f"{stats.released} released", err=True)
 
 
+@main.command("stream")
+@click.option("--shard", default="0/1", show_default=True,
+              help="i/N: this listener takes the conversations whose id hashes to i of N")
+@click.option("--refresh-s", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="how often to re-read which conversations to watch")
+@with_appcontext
+def stream_command(shard: str, refresh_s: float) -> None:
+    """Listen to the Genesys event stream: stream evidence, switching rules. Stops on SIGTERM/SIGINT."""
+    from .genesys.client import GenesysClient
+    from .genesys.errors import GenesysError
+    from .playback.control import PlaybackControl
+    from .playback.media import MediaPolicy
+    from .playback.switching import Switcher
+    from .workers.stream import Shard, StreamWorker, run_until_signalled
+
+    try:
+        parsed = Shard.parse(shard)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--shard") from None
+    settings, db = services().settings, services().db
+    try:
+        genesys = GenesysClient.from_settings(settings)
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    with genesys:
+        control = PlaybackControl(db, lambda: genesys, MediaPolicy.from_settings(settings))
+        worker = StreamWorker(db, genesys, Switcher(db, control), shard=parsed, refresh_s=refresh_s)
+        click.echo(f"stream listener {parsed} starting", err=True)
+        try:
+            run_until_signalled(worker)
+        except GenesysError as error:
+            raise click.ClickException(f"the event stream was refused: {error}") from None
+    click.echo(f"stream listener {parsed} stopped", err=True)
+
+
 def _register_subcommands() -> None:
     from .genesys.cli import genesys_group
     from .sandbox.cli import sandbox_command

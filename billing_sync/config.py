@@ -72,6 +72,29 @@ def _http_url(name: str, raw: str) -> str:
     return raw.strip().rstrip("/")
 
 
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _host_patterns(name: str, raw: str) -> tuple[str, ...]:
+    from .playback.media import parse_host_pattern
+
+    patterns = []
+    for entry in raw.split(","):
+        if not entry.strip():
+            continue
+        try:
+            patterns.append(parse_host_pattern(entry))
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from None
+    return tuple(dict.fromkeys(patterns))
+
+
 def _log_level(name: str, raw: str) -> str:
     level = raw.strip().upper()
     if level not in LOG_LEVELS:
@@ -189,6 +212,17 @@ class Settings:
     public_url: str | None = _env(
         "BILLING_SYNC_PUBLIC_URL", _http_url,
         help="this service's URL as Genesys Cloud reaches it (webhook registration)",
+    )
+    media_allowed_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata={"var": "MEDIA_ALLOWED_HOSTS", "parse": _host_patterns, "required": False,
+                  "help": "comma-separated hosts media may be played from (`*.example.com` wildcards; "
+                          "an IP literal or private host only when listed exactly); empty refuses all"},
+    )
+    media_allow_http: bool = field(
+        default=False,
+        metadata={"var": "MEDIA_ALLOW_HTTP", "parse": _boolean, "required": False,
+                  "help": "accept plain http:// media URLs as well as https:// (true or false)"},
     )
     log_level: str = field(
         default="INFO",

@@ -24,6 +24,10 @@ from billing_sync.db import Database, make_engine
 from billing_sync.keys import create_key
 from billing_sync import schema
 
+from .control_fixtures import (  # noqa: F401 - fixtures for every test directory
+    admin_key, calls, control_app, control_client, control_settings, make_control_app, sandbox,
+)
+
 POSTGRES_ADMIN_URL = os.environ.get("BILLING_SYNC_TEST_POSTGRES")
 WEBHOOK_USER = "genesys"
 WEBHOOK_PASSWORD = "test-" + uuid.uuid4().hex
@@ -34,7 +38,10 @@ RATE_ENV = {"BILLING_RATE_PER_MINUTE": "0.60", "BILLING_CURRENCY": "EUR"}
 def make_settings(**values) -> Settings:
     """Settings for tests: the webhook credentials and a tariff, plus `values`."""
     return Settings(**{"webhook_username": WEBHOOK_USER, "webhook_password": WEBHOOK_PASSWORD, **RATE, **values})
-TABLES = ("audit_log", "playback_events", "playbacks", "api_keys")
+
+
+TABLES = ("audit_log", "playback_events", "playbacks", "switch_rule_firings", "switch_rules",
+          "idempotency_keys", "stream_listeners", "api_keys")
 
 
 def pytest_report_header(config):
@@ -105,6 +112,7 @@ def app(settings):
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
+    app.extensions["billing_sync"].genesys.close()
     app.extensions["billing_sync"].db.dispose()
 
 

@@ -71,6 +71,8 @@ class _Slot:
     renew_at: datetime | None = None
     task: asyncio.Task | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The last PUT of this slot's topics failed: the next set_topics sends it again.
+    stale: bool = False
 
 
 class NotificationStream:
@@ -154,6 +156,7 @@ class NotificationStream:
     async def set_topics(self, topics: Iterable[str]) -> None:
         """Make the subscribed topics exactly `topics`; connected channels are updated before this returns."""
         changed = self._assign(set(topics))
+        changed += [slot for slot in self._slots if slot.stale and slot not in changed]
         for slot in changed:
             if slot.topics:
                 await self._subscribe(slot)
@@ -292,6 +295,10 @@ class NotificationStream:
                 if not missing_ok:
                     raise
                 return  # the channel is gone; its task finds out and makes another
+            except BaseException:
+                slot.stale = True
+                raise
+            slot.stale = False
             refused = [s.topic for s in granted if s.state not in (None, "Permitted")]
             if refused:
                 log.warning("genesys.stream.topics_refused", count=len(refused), first=refused[0])

@@ -4,6 +4,9 @@ from .api_key import ROLES, ApiKey
 from .audit import AuditChainHead, AuditEntry
 from .base import Base, utcnow
 from .billing import OUTBOX_STATUSES, RECORD_KINDS, BillingRecord, OutboxMessage
+from .idempotency import IdempotencyRecord
+from .stream import StreamListener
+from .switch_rule import SwitchRule, SwitchRuleFiring
 from .playback import Playback, PlaybackEvent
 
 __all__ = [
@@ -16,7 +19,11 @@ __all__ = [
     "OUTBOX_STATUSES",
     "OutboxMessage",
     "RECORD_KINDS",
+    "IdempotencyRecord",
     "Playback",
     "PlaybackEvent",
+    "StreamListener",
+    "SwitchRule",
+    "SwitchRuleFiring",
     "utcnow",
 ]

@@ -1,1 +1,1 @@
-"""Long-running loops (the billing dispatcher); each stops cleanly on SIGTERM or SIGINT."""
+"""Long-running loops: the billing dispatcher and the stream listener; each stops cleanly on SIGTERM or SIGINT."""

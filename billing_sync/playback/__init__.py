@@ -1,0 +1,1 @@
+"""Admin playback control: media validation, start/stop/switch, idempotency, switching rules."""
