@@ -7,7 +7,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from ..validation import first_error
-from . import health, playbacks, webhooks
+from . import audit, health, playbacks, webhooks
 
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key from `billing-sync keys create`"},
@@ -48,5 +48,5 @@ def init_app(app: Flask) -> None:
         API_SPEC_OPTIONS={"components": {"securitySchemes": SECURITY_SCHEMES}},
     )
     api = ServiceApi(app)
-    for blueprint in (health.bp, webhooks.bp, playbacks.bp):
+    for blueprint in (health.bp, webhooks.bp, playbacks.bp, audit.bp):
         api.register_blueprint(blueprint)
