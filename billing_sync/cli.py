@@ -12,7 +12,6 @@ from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app, schema, services
-from .audit import verify_chain
 from .config import ConfigError
 from .keys import create_key
 from .models import ROLES
@@ -69,28 +68,6 @@ def keys_create(role: str, name: str) -> None:
         row, key = create_key(session, role=role, name=name or f"{role} key", actor="cli")
     click.echo(f"created api key {row.id} ({row.role}, {row.prefix}…); store it now, it is not shown again:", err=True)
     click.echo(key)
-
-
-@main.group()
-def audit() -> None:
-    """The hash-chained audit log."""
-
-
-@audit.command("verify")
-@with_appcontext
-def audit_verify() -> None:
-    """Walk the audit chain; exit 1 at the first broken link."""
-    with services().db.read() as session:
-        report = verify_chain(session)
-    if report.ok:
-        click.echo(f"audit chain verified: {report.verified} entries, head {report.head}")
-        return
-    click.echo(
-        f"audit chain BROKEN at id {report.broken_id} ({report.reason}): "
-        f"expected {report.expected}, found {report.found}; {report.verified} entries verified before it",
-        err=True,
-    )
-    sys.exit(1)
 
 
 @main.command("dispatch")
@@ -179,9 +156,12 @@ def stream_command(shard: str, refresh_s: float) -> None:
 
 
 def _register_subcommands() -> None:
+    from .audit.cli import audit_group, export_command
     from .genesys.cli import genesys_group
     from .sandbox.cli import sandbox_command
 
+    main.add_command(audit_group)
+    main.add_command(export_command)
     main.add_command(genesys_group)
     main.add_command(sandbox_command, "sandbox")
 

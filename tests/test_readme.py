@@ -15,6 +15,7 @@ def test_every_setting_is_in_the_configuration_table(variable):
 
 
 @pytest.mark.parametrize("command", ["scripts/run", "scripts/test", "scripts/bench ingest", "billing-sync db upgrade",
-                                     "billing-sync keys create", "billing-sync sandbox", "billing-sync audit verify"])
+                                     "billing-sync keys create", "billing-sync sandbox", "billing-sync audit verify",
+                                     "scripts/bench export", "billing-sync export", "billing-sync audit verify --export"])
 def test_commands_are_documented(command):
     assert command in README

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from ..models import AuditChainHead, AuditEntry
 from .log import GENESIS_HASH, entry_hash
 
 BATCH = 5000
+PROGRESS_EVERY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +29,11 @@ class ChainReport:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Recompute every hash in order; report the first broken link or the verified head."""
+def verify_chain(session: Session, progress: Callable[[int], None] | None = None) -> ChainReport:
+    """Recompute every hash in order; report the first broken link or the verified head.
+
+    `progress(n)` is told every so often how many more entries were checked.
+    """
     prev_hash, expected_id, count = GENESIS_HASH, 1, 0
     rows = session.execute(select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=BATCH))
     for entry in rows.scalars():
@@ -43,6 +48,10 @@ def verify_chain(session: Session) -> ChainReport:
         if digest != entry.hash:
             return _broken(count, prev_hash, entry.id, digest, entry.hash, "hash mismatch")
         prev_hash, expected_id, count = entry.hash, expected_id + 1, count + 1
+        if progress and count % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    if progress:
+        progress(count % PROGRESS_EVERY)
     head = session.execute(select(AuditChainHead).where(AuditChainHead.id == 1)).scalar_one()
     if head.last_id != count or head.last_hash != prev_hash:
         return _broken(count, prev_hash, head.last_id, prev_hash, head.last_hash, "head does not match chain")
