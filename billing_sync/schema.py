@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -26,7 +27,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+@cache
 def head_revision() -> str:
+    """The newest migration (read once: the code on disk does not change under a running process)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
