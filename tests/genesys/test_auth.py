@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from billing_sync.config import ConfigError, Settings
+from billing_sync.config import ConfigError
 from billing_sync.genesys import errors
 from billing_sync.genesys.client import GenesysClient
 
