@@ -9,8 +9,9 @@ handful of statements (see `bulk`):
 2. lock the playbacks that existed (in id order, so concurrent batches cannot deadlock),
    fold the new events into them, write the ones that changed;
 3. audit every conflicting terminal event;
-4. with a tariff, charge the playbacks that became completed or stopped from a webhook
-   (records and outbox rows set-based, one audit entry per charge, last: see `records`).
+4. with a tariff, charge each playback whose first terminal report from the webhook is in
+   this unit of work, if it is completed or stopped (records and outbox rows set-based,
+   one audit entry per charge, last: see `records`).
 
 The caller commits. Nothing is acknowledged to the sender before that commit.
 """
@@ -28,7 +29,7 @@ from . import bulk
 from .events import ReceivedEvent
 from .rating import Tariff
 from .records import Ended, charge_ended
-from .state import Conflict, Outcome, PlaybackState, apply_events
+from .state import Conflict, Outcome, PlaybackState, apply_events, event_order
 
 
 @dataclass(slots=True)
@@ -77,9 +78,31 @@ def record_events(
         _fold_into_existing(connection, existing, result, now, source)
     for conflict in result.conflicts:
         _audit_conflict(connection, conflict, source)
-    if tariff is not None and source in CHARGING_SOURCES and result.ended:
-        result.charged = charge_ended(connection, result.ended, tariff, actor=f"genesys:{source}")
+    if tariff is not None and source in CHARGING_SOURCES:
+        reported = _first_terminal_reports(unique, inserted, source)
+        if reported:
+            result.charged = charge_ended(connection, reported, tariff, actor=f"genesys:{source}")
     return result
+
+
+def _first_terminal_reports(unique: list[ReceivedEvent], inserted: set[str], source: str) -> list[Ended]:
+    """Per playback, the first terminal event this source reported in this unit of work.
+
+    The charge follows the charging source's own report, not whether its event was the one
+    that moved the playback: the stream listener usually sees a playback end before the
+    webhook does, and that must not leave the webhook's terminal event unbilled. The charge's
+    unique key makes any later terminal report of the same playback a no-op.
+    """
+    first: dict[str, ReceivedEvent] = {}
+    for item in sorted(unique, key=lambda item: event_order(item.event)):
+        if item.event.terminal and item.source_event_id in inserted:
+            first.setdefault(item.event.playback_id, item)
+    return [
+        Ended(pid, item.event.conversation_id, item.event.state, item.event.duration_ms,
+              item.event.occurred_at, source)
+        for pid, item in sorted(first.items())
+    ]
+
 
 
 def _unique_by_id(received: list[ReceivedEvent]) -> list[ReceivedEvent]:

@@ -59,9 +59,13 @@ def apply_events(
     return outcome
 
 
-def _order(item: tuple[str, PlaybackEvent]):
-    _, event = item
+def event_order(event: PlaybackEvent):
+    """The order events are applied in: sequence, non-terminal before terminal, then time."""
     return (event.sequence, event.terminal, event.occurred_at)
+
+
+def _order(item: tuple[str, PlaybackEvent]):
+    return event_order(item[1])
 
 
 def _disagrees(applied: PlaybackState, event: PlaybackEvent) -> bool:
