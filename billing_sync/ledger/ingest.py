@@ -9,8 +9,9 @@ handful of statements (see `bulk`):
 2. lock the playbacks that existed (in id order, so concurrent batches cannot deadlock),
    fold the new events into them, write the ones that changed;
 3. audit every conflicting terminal event;
-4. with a tariff, charge the playbacks that became completed or stopped from a webhook
-   (records and outbox rows set-based, one audit entry per charge, last: see `records`).
+4. with a tariff, charge the playbacks that became completed or stopped from a webhook, or
+   whose first webhook terminal event follows the stream's (records and outbox rows
+   set-based, one audit entry per charge, last: see `records`).
 
 The caller commits. Nothing is acknowledged to the sender before that commit.
 """
@@ -20,12 +21,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from .. import audit
-from ..models import Playback, utcnow
+from ..models import Playback, PlaybackEvent, utcnow
 from . import bulk
-from .events import ReceivedEvent
+from .events import TERMINAL_STATES, ReceivedEvent
 from .rating import Tariff
 from .records import Ended, charge_ended
 from .state import Conflict, Outcome, PlaybackState, apply_events
@@ -120,13 +121,18 @@ def _fold_into_existing(
         .with_for_update()
     )
     changed = []
+    late = []
     for row in locked:
         current = PlaybackState(**{c: getattr(row, c) for c in bulk.PLAYBACK_STATE_COLUMNS})
         outcome = apply_events(current, _pairs(new[row.playback_id]))
         _collect(result, row.playback_id, row.conversation_id, outcome, source)
+        if current.terminal and source in CHARGING_SOURCES:
+            late.append((row.playback_id, row.conversation_id, new[row.playback_id]))
         if outcome.state != current:
             changed.append({"id": row.id, **_columns(outcome.state)})
     bulk.update_playbacks(connection, changed, now=now)
+    if late:
+        _collect_late_terminals(connection, result, late, source)
 
 
 def _collect(result: IngestResult, playback_id: str, conversation_id: str, outcome: Outcome, source: str) -> None:
@@ -134,6 +140,34 @@ def _collect(result: IngestResult, playback_id: str, conversation_id: str, outco
     if outcome.became_terminal:
         state = outcome.state
         result.ended.append(Ended(playback_id, conversation_id, state.state, state.duration_ms, state.ended_at, source))
+
+
+def _collect_late_terminals(connection: Connection, result: IngestResult, late: list, source: str) -> None:
+    """A charging source's first terminal events for playbacks another source already ended.
+
+    The stream may report the end first; the webhook's terminal event must still charge,
+    with the webhook's own facts, when it is the first terminal event the webhook sent
+    (a later, conflicting one never charges). The charge's key is per playback either way.
+    """
+    firsts = {}
+    for playback_id, conversation_id, items in late:
+        terminal = sorted((i for i in items if i.event.terminal), key=lambda i: (i.event.sequence, i.source_event_id))
+        if terminal:
+            firsts[playback_id] = (conversation_id, terminal)
+    if not firsts:
+        return
+    known = connection.execute(
+        select(PlaybackEvent.playback_id, func.count())
+        .where(PlaybackEvent.source == source, PlaybackEvent.playback_id.in_(sorted(firsts)),
+               PlaybackEvent.state.in_(TERMINAL_STATES))
+        .group_by(PlaybackEvent.playback_id)
+    )
+    for playback_id, count in known:
+        conversation_id, terminal = firsts[playback_id]
+        if count == len(terminal):
+            event = terminal[0].event
+            result.ended.append(Ended(playback_id, conversation_id, event.state, event.duration_ms,
+                                      event.occurred_at, source))
 
 
 def _pairs(items: list[ReceivedEvent]):
