@@ -109,12 +109,14 @@ def _start_run(connection: Connection, since, until, as_of, rules: Rules, actor:
 
 
 def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetrics) -> None:
-    rows = [{"run_id": run_id, "conversation_id": c.conversation_id, "conversation_start": c.started_at,
+    """Each conversation's figures as evidence of this run, a batch of rows at a time."""
+    conversations = metrics.conversations
+    for start in range(0, len(conversations), EVIDENCE_BATCH):
+        connection.execute(insert(AnalyticsConversation), [
+            {"run_id": run_id, "conversation_id": c.conversation_id, "conversation_start": c.started_at,
              "playbacks": c.playbacks, "completed": c.completed, "played_ms": c.played_ms}
-            for c in metrics.conversations]
-    for start in range(0, len(rows), EVIDENCE_BATCH):
-        connection.execute(insert(AnalyticsConversation), rows[start:start + EVIDENCE_BATCH])
+            for c in conversations[start:start + EVIDENCE_BATCH]])
     connection.execute(
         ReconciliationRun.__table__.update().where(ReconciliationRun.id == run_id)
-        .values(analytics_conversations=len(rows))
+        .values(analytics_conversations=len(conversations))
     )
