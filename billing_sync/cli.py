@@ -154,6 +154,38 @@ def stream_command(shard: str, refresh_s: float) -> None:
     click.echo(f"stream listener {parsed} stopped", err=True)
 
 
+@main.command("reconcile")
+@click.option("--since", type=click.DateTime(), required=True, help="window start, UTC")
+@click.option("--until", type=click.DateTime(), required=True, help="window end (exclusive), UTC")
+@click.option("--grace-s", type=click.IntRange(min=0), default=None,
+              help="seconds after a playback ends before a missing webhook counts [default: RECONCILE_GRACE_S]")
+@with_appcontext
+def reconcile_command(since, until, grace_s: int | None) -> None:
+    """Compare the ledger with the stream and analytics over a window; heal what can be proved."""
+    from .genesys.client import GenesysClient
+    from .genesys.errors import GenesysError
+    from .ledger.rating import Tariff
+    from .reconcile import Rules, reconcile
+
+    since, until = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
+    if since >= until:
+        raise click.UsageError("--since must be before --until")
+    settings, db = services().settings, services().db
+    try:
+        genesys = GenesysClient.from_settings(settings)
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    with genesys:
+        try:
+            result = reconcile(db, genesys, Tariff.from_settings(settings), since=since, until=until,
+                               rules=Rules.from_settings(settings, grace_s=grace_s), actor="cli")
+        except GenesysError as error:
+            raise click.ClickException(f"Genesys Cloud analytics failed: {error}") from None
+    for kind, by_status in result.counts.items():
+        click.echo(f"{kind}: " + ", ".join(f"{n} {status}" for status, n in by_status.items()))
+    click.echo(f"reconciliation {result.run_id}: {result.charged} charged, {result.adjusted} adjusted")
+
+
 def _register_subcommands() -> None:
     from .audit.cli import audit_group, export_command
     from .genesys.cli import genesys_group

@@ -170,6 +170,16 @@ def _int_at_least(name: str, raw: str, least: int) -> int:
     return value
 
 
+def _percent(name: str, raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a percentage such as 2 or 0.5, got {raw!r}") from None
+    if not value.is_finite() or not 0 <= value <= 100 or value.as_tuple().exponent < -2:
+        raise ConfigError(f"{name} must be between 0 and 100 with at most 2 places, got {raw!r}")
+    return value
+
+
 def _env(var: str, parse: Callable[[str, str], Any], *, required: bool = False, help: str = ""):
     return field(
         default=None,
@@ -257,6 +267,37 @@ class Settings:
         default=0,
         metadata={"var": "BILLING_MINIMUM_SECONDS", "parse": _non_negative_int, "required": False,
                   "help": "least billable seconds of a playback that played at all"},
+    )
+
+    reconcile_grace_s: int = field(
+        default=600,
+        metadata={"var": "RECONCILE_GRACE_S", "parse": _non_negative_int, "required": False,
+                  "help": "seconds after a playback ends before a missing webhook counts as missing"},
+    )
+    reconcile_analytics_lag_s: int = field(
+        default=900,
+        metadata={"var": "RECONCILE_ANALYTICS_LAG_S", "parse": _non_negative_int, "required": False,
+                  "help": "seconds analytics may lag; younger conversations are pending, not wrong"},
+    )
+    reconcile_tolerance_ms: int = field(
+        default=1000,
+        metadata={"var": "RECONCILE_TOLERANCE_MS", "parse": _non_negative_int, "required": False,
+                  "help": "durations differing by no more than this many ms (or the percentage) agree"},
+    )
+    reconcile_tolerance_percent: Decimal = field(
+        default=Decimal("2"),
+        metadata={"var": "RECONCILE_TOLERANCE_PERCENT", "parse": _percent, "required": False,
+                  "help": "durations differing by no more than this % of the longer (or the ms) agree"},
+    )
+    reconcile_heal_missing_webhook: bool = field(
+        default=True,
+        metadata={"var": "RECONCILE_HEAL_MISSING_WEBHOOK", "parse": _boolean, "required": False,
+                  "help": "charge a playback the webhook never reported from its stream evidence"},
+    )
+    reconcile_heal_duration: bool = field(
+        default=True,
+        metadata={"var": "RECONCILE_HEAL_DURATION", "parse": _boolean, "required": False,
+                  "help": "adjust a webhook duration that both the stream and analytics contradict"},
     )
 
     def __post_init__(self) -> None:

@@ -40,7 +40,7 @@ def make_settings(**values) -> Settings:
     return Settings(**{"webhook_username": WEBHOOK_USER, "webhook_password": WEBHOOK_PASSWORD, **RATE, **values})
 
 
-TABLES = ("audit_log", "playback_events", "playbacks", "switch_rule_firings", "switch_rules",
+TABLES = ("discrepancies", "analytics_conversations", "reconciliation_runs", "audit_log", "playback_events", "playbacks", "switch_rule_firings", "switch_rules",
           "idempotency_keys", "stream_listeners", "api_keys")
 
 

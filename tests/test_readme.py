@@ -14,8 +14,9 @@ def test_every_setting_is_in_the_configuration_table(variable):
     assert f"| `{variable}` |" in README
 
 
-@pytest.mark.parametrize("command", ["scripts/run", "scripts/test", "scripts/bench ingest", "billing-sync db upgrade",
-                                     "billing-sync keys create", "billing-sync sandbox", "billing-sync audit verify",
-                                     "scripts/bench export", "billing-sync export", "billing-sync audit verify --export"])
+@pytest.mark.parametrize("command", ["scripts/run", "scripts/test", "scripts/bench ingest", "scripts/bench reconcile",
+                                     "billing-sync db upgrade", "billing-sync keys create", "billing-sync sandbox",
+                                     "billing-sync audit verify", "scripts/bench export", "billing-sync export",
+                                     "billing-sync audit verify --export", "billing-sync reconcile"])
 def test_commands_are_documented(command):
     assert command in README

@@ -7,7 +7,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from ..validation import first_error
-from . import audit, billing, health, playback_control, playbacks, stream_status, switch_rules, webhooks
+from . import audit, billing, health, playback_control, playbacks, reconciliations, stream_status, switch_rules, webhooks
 
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key from `billing-sync keys create`"},
@@ -49,5 +49,5 @@ def init_app(app: Flask) -> None:
     )
     api = ServiceApi(app)
     for blueprint in (health.bp, webhooks.bp, playbacks.bp, billing.bp, playback_control.bp, switch_rules.bp,
-                      stream_status.bp, audit.bp):
+                      stream_status.bp, audit.bp, reconciliations.bp):
         api.register_blueprint(blueprint)

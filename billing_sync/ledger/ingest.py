@@ -9,9 +9,9 @@ handful of statements (see `bulk`):
 2. lock the playbacks that existed (in id order, so concurrent batches cannot deadlock),
    fold the new events into them, write the ones that changed;
 3. audit every conflicting terminal event;
-4. with a tariff, charge each playback whose first terminal report from the webhook is in
-   this unit of work, if it is completed or stopped (records and outbox rows set-based,
-   one audit entry per charge, last: see `records`).
+4. with a tariff, charge the playbacks that became completed or stopped from a webhook, or
+   whose first webhook terminal event follows the stream's (records and outbox rows
+   set-based, one audit entry per charge, last: see `records`).
 
 The caller commits. Nothing is acknowledged to the sender before that commit.
 """
@@ -21,15 +21,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from .. import audit
-from ..models import Playback, utcnow
+from ..models import Playback, PlaybackEvent, utcnow
 from . import bulk
-from .events import ReceivedEvent
+from .events import TERMINAL_STATES, ReceivedEvent
 from .rating import Tariff
 from .records import Ended, charge_ended
-from .state import Conflict, Outcome, PlaybackState, apply_events, event_order
+from .state import Conflict, Outcome, PlaybackState, apply_events
 
 
 @dataclass(slots=True)
@@ -78,31 +78,9 @@ def record_events(
         _fold_into_existing(connection, existing, result, now, source)
     for conflict in result.conflicts:
         _audit_conflict(connection, conflict, source)
-    if tariff is not None and source in CHARGING_SOURCES:
-        reported = _first_terminal_reports(unique, inserted, source)
-        if reported:
-            result.charged = charge_ended(connection, reported, tariff, actor=f"genesys:{source}")
+    if tariff is not None and source in CHARGING_SOURCES and result.ended:
+        result.charged = charge_ended(connection, result.ended, tariff, actor=f"genesys:{source}")
     return result
-
-
-def _first_terminal_reports(unique: list[ReceivedEvent], inserted: set[str], source: str) -> list[Ended]:
-    """Per playback, the first terminal event this source reported in this unit of work.
-
-    The charge follows the charging source's own report, not whether its event was the one
-    that moved the playback: the stream listener usually sees a playback end before the
-    webhook does, and that must not leave the webhook's terminal event unbilled. The charge's
-    unique key makes any later terminal report of the same playback a no-op.
-    """
-    first: dict[str, ReceivedEvent] = {}
-    for item in sorted(unique, key=lambda item: event_order(item.event)):
-        if item.event.terminal and item.source_event_id in inserted:
-            first.setdefault(item.event.playback_id, item)
-    return [
-        Ended(pid, item.event.conversation_id, item.event.state, item.event.duration_ms,
-              item.event.occurred_at, source)
-        for pid, item in sorted(first.items())
-    ]
-
 
 
 def _unique_by_id(received: list[ReceivedEvent]) -> list[ReceivedEvent]:
@@ -143,13 +121,18 @@ def _fold_into_existing(
         .with_for_update()
     )
     changed = []
+    late = []
     for row in locked:
         current = PlaybackState(**{c: getattr(row, c) for c in bulk.PLAYBACK_STATE_COLUMNS})
         outcome = apply_events(current, _pairs(new[row.playback_id]))
         _collect(result, row.playback_id, row.conversation_id, outcome, source)
+        if current.terminal and source in CHARGING_SOURCES:
+            late.append((row.playback_id, row.conversation_id, new[row.playback_id]))
         if outcome.state != current:
             changed.append({"id": row.id, **_columns(outcome.state)})
     bulk.update_playbacks(connection, changed, now=now)
+    if late:
+        _collect_late_terminals(connection, result, late, source)
 
 
 def _collect(result: IngestResult, playback_id: str, conversation_id: str, outcome: Outcome, source: str) -> None:
@@ -157,6 +140,34 @@ def _collect(result: IngestResult, playback_id: str, conversation_id: str, outco
     if outcome.became_terminal:
         state = outcome.state
         result.ended.append(Ended(playback_id, conversation_id, state.state, state.duration_ms, state.ended_at, source))
+
+
+def _collect_late_terminals(connection: Connection, result: IngestResult, late: list, source: str) -> None:
+    """A charging source's first terminal events for playbacks another source already ended.
+
+    The stream may report the end first; the webhook's terminal event must still charge,
+    with the webhook's own facts, when it is the first terminal event the webhook sent
+    (a later, conflicting one never charges). The charge's key is per playback either way.
+    """
+    firsts = {}
+    for playback_id, conversation_id, items in late:
+        terminal = sorted((i for i in items if i.event.terminal), key=lambda i: (i.event.sequence, i.source_event_id))
+        if terminal:
+            firsts[playback_id] = (conversation_id, terminal)
+    if not firsts:
+        return
+    known = connection.execute(
+        select(PlaybackEvent.playback_id, func.count())
+        .where(PlaybackEvent.source == source, PlaybackEvent.playback_id.in_(sorted(firsts)),
+               PlaybackEvent.state.in_(TERMINAL_STATES))
+        .group_by(PlaybackEvent.playback_id)
+    )
+    for playback_id, count in known:
+        conversation_id, terminal = firsts[playback_id]
+        if count == len(terminal):
+            event = terminal[0].event
+            result.ended.append(Ended(playback_id, conversation_id, event.state, event.duration_ms,
+                                      event.occurred_at, source))
 
 
 def _pairs(items: list[ReceivedEvent]):

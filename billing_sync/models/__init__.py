@@ -8,8 +8,16 @@ from .idempotency import IdempotencyRecord
 from .stream import StreamListener
 from .switch_rule import SwitchRule, SwitchRuleFiring
 from .playback import Playback, PlaybackEvent
+from .reconciliation import (
+    DISCREPANCY_KINDS, DISCREPANCY_STATUSES, AnalyticsConversation, Discrepancy, ReconciliationRun,
+)
 
 __all__ = [
+    "AnalyticsConversation",
+    "DISCREPANCY_KINDS",
+    "DISCREPANCY_STATUSES",
+    "Discrepancy",
+    "ReconciliationRun",
     "ROLES",
     "ApiKey",
     "AuditChainHead",

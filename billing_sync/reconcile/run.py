@@ -1,0 +1,122 @@
+"""A reconciliation run: fetch analytics, store it as evidence, compare, heal, audit.
+
+Analytics is fetched first, outside any transaction (it is a network call, split and
+paged by the client). Everything the run writes then happens in one transaction: the run,
+its evidence, its discrepancies, the billing records that heal them (each with its outbox
+row and audit entry) and, last, the run's own audit entry. A failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy import Connection, func, insert, select
+
+from .. import audit
+from ..config import Settings
+from ..db import Database
+from ..genesys.models import PlaybackMetrics
+from ..ledger.rating import Tariff
+from ..models import AnalyticsConversation, Discrepancy, ReconciliationRun, utcnow
+from .compare import Window, write_discrepancies
+from .heal import heal_durations, heal_missing_webhooks
+
+EVIDENCE_BATCH = 1000
+
+
+class AnalyticsSource(Protocol):
+    """Where analytics comes from: the Genesys client, or a test double."""
+
+    def conversation_playback_metrics(self, since: datetime, until: datetime) -> PlaybackMetrics: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """How a run judges and what it may heal."""
+
+    grace_s: int = 600
+    analytics_lag_s: int = 900
+    tolerance_ms: int = 1000
+    tolerance_percent: Decimal = Decimal("2")
+    heal_missing_webhook: bool = True
+    heal_duration: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides) -> Rules:
+        rules = cls(grace_s=settings.reconcile_grace_s, analytics_lag_s=settings.reconcile_analytics_lag_s,
+                    tolerance_ms=settings.reconcile_tolerance_ms,
+                    tolerance_percent=settings.reconcile_tolerance_percent,
+                    heal_missing_webhook=settings.reconcile_heal_missing_webhook,
+                    heal_duration=settings.reconcile_heal_duration)
+        return replace(rules, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: int
+    counts: dict[str, dict[str, int]]
+    charged: int
+    adjusted: int
+
+
+def reconcile(db: Database, analytics: AnalyticsSource, tariff: Tariff, *, since: datetime, until: datetime,
+              rules: Rules, actor: str, as_of: datetime | None = None) -> RunResult:
+    """Reconcile [since, until) as of `as_of` (default now); returns the run's id and counts."""
+    if since >= until:
+        raise ValueError("since must be before until")
+    metrics = analytics.conversation_playback_metrics(since, until)
+    as_of = as_of or utcnow()
+    with db.transaction() as connection:
+        run_id = _start_run(connection, since, until, as_of, rules, actor)
+        _store_evidence(connection, run_id, metrics)
+        window = Window(run_id, since, until, as_of, rules.grace_s, rules.analytics_lag_s,
+                        rules.tolerance_ms, int(rules.tolerance_percent * 100))
+        write_discrepancies(connection, window)
+        charged = heal_missing_webhooks(connection, run_id, tariff) if rules.heal_missing_webhook else 0
+        adjusted = heal_durations(connection, run_id, tariff) if rules.heal_duration else 0
+        counts = discrepancy_counts(connection, run_id)
+        audit.append(connection, actor=actor, action="reconciliation.finished", subject=f"reconciliation:{run_id}",
+                     details={"since": since.isoformat(), "until": until.isoformat(), "charged": charged,
+                              "adjusted": adjusted, "counts": counts,
+                              "analytics_conversations": len(metrics.conversations)})
+    return RunResult(run_id, counts, charged, adjusted)
+
+
+def discrepancy_counts(connection, run_id: int) -> dict[str, dict[str, int]]:
+    """{kind: {status: n}} for one run, kinds and statuses with none left out."""
+    rows = connection.execute(
+        select(Discrepancy.kind, Discrepancy.status, func.count())
+        .where(Discrepancy.run_id == run_id).group_by(Discrepancy.kind, Discrepancy.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for kind, status, number in rows:
+        counts.setdefault(kind, {})[status] = number
+    return {kind: dict(sorted(by_status.items())) for kind, by_status in sorted(counts.items())}
+
+
+def _start_run(connection: Connection, since, until, as_of, rules: Rules, actor: str) -> int:
+    return connection.execute(
+        insert(ReconciliationRun).values(
+            since=since, until=until, as_of=as_of, grace_s=rules.grace_s, analytics_lag_s=rules.analytics_lag_s,
+            tolerance_ms=rules.tolerance_ms, tolerance_basis_points=int(rules.tolerance_percent * 100),
+            heal_missing_webhook=rules.heal_missing_webhook, heal_duration=rules.heal_duration,
+            requested_by=actor, analytics_conversations=0, created_at=utcnow(),
+        ).returning(ReconciliationRun.id)
+    ).scalar_one()
+
+
+def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetrics) -> None:
+    """Each conversation's figures as evidence of this run, a batch of rows at a time."""
+    conversations = metrics.conversations
+    for start in range(0, len(conversations), EVIDENCE_BATCH):
+        connection.execute(insert(AnalyticsConversation), [
+            {"run_id": run_id, "conversation_id": c.conversation_id, "conversation_start": c.started_at,
+             "playbacks": c.playbacks, "completed": c.completed, "played_ms": c.played_ms}
+            for c in conversations[start:start + EVIDENCE_BATCH]])
+    connection.execute(
+        ReconciliationRun.__table__.update().where(ReconciliationRun.id == run_id)
+        .values(analytics_conversations=len(conversations))
+    )
