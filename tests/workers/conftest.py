@@ -30,7 +30,9 @@ class WorkerThread:
 
     def stop(self) -> None:
         self.worker.stop()
-        self.thread.join(timeout=15)
+        # Stopping finishes what is in flight: a Genesys call can take its 10 s timeout (and a
+        # retry) before the worker may exit, so the bound here is generous, not a speed check.
+        self.thread.join(timeout=60)
         assert not self.thread.is_alive(), "the worker did not stop"
         if self.error is not None:
             raise self.error
