@@ -19,7 +19,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,7 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import psycopg
+
+from .databases import database_kinds
 from sqlalchemy import func, select
 
 from billing_sync import schema
@@ -140,12 +140,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("BILLING_SYNC_TEST_POSTGRES",
                                                              "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    kinds = ["sqlite"]
-    try:
-        psycopg.connect(args.postgres, connect_timeout=3).close()
-        kinds.append("postgresql")
-    except psycopg.OperationalError:
-        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only", file=sys.stderr)
+    kinds = database_kinds(args.postgres)
     results = {"settings": vars(args), "cpus": os.cpu_count(), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psycopg
 
+from .databases import postgres_reachable
+
 from .ingest import ROOT, migrate, service_env
 
 SINCE, UNTIL = "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"
@@ -140,14 +142,11 @@ def main() -> None:
         kinds.append("sqlite")
     else:
         print("the sqlite3 command-line shell is not installed: SQLite skipped", file=sys.stderr)
-    try:
-        psycopg.connect(args.postgres, connect_timeout=3).close()
+    if postgres_reachable(args.postgres):
         if shutil.which("psql"):
             kinds.append("postgresql")
         else:
             print("psql is not installed: PostgreSQL skipped", file=sys.stderr)
-    except psycopg.OperationalError:
-        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only", file=sys.stderr)
     results = {"settings": vars(args), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:

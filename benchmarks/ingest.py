@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from .databases import database_kinds
+
 ROOT = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "bench", "bench-password"
 
@@ -126,12 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
-    kinds = ["sqlite"]
-    try:
-        psycopg.connect(args.postgres, connect_timeout=3).close()
-        kinds.append("postgresql")
-    except psycopg.OperationalError:
-        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only", file=sys.stderr)
+    kinds = database_kinds(args.postgres)
     results = {"settings": vars(args), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:

@@ -36,7 +36,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
+
+from .databases import database_kinds
 from sqlalchemy import text
 
 from billing_sync import schema
@@ -240,12 +241,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("BILLING_SYNC_TEST_POSTGRES",
                                                              "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
-    kinds = ["sqlite"]
-    try:
-        psycopg.connect(args.postgres, connect_timeout=3).close()
-        kinds.append("postgresql")
-    except psycopg.OperationalError:
-        print(f"PostgreSQL not reachable at {args.postgres}: SQLite only", file=sys.stderr)
+    kinds = database_kinds(args.postgres)
     if args.only:
         kinds = [k for k in kinds if k == args.only]
     results = {"settings": {"count": args.count}, "cpus": os.cpu_count(), "runs": {}}
