@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import Response, g
-from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from .. import services
 from ..audit import datasets, exports, verify_chain
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
+from .pagination import check_window
 
 bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail exports and proof")
 
@@ -37,8 +37,7 @@ class ChainReportSchema(Schema):
 @bp.response(200, description="RFC 4180 CSV, UTF-8, streamed", content_type="text/csv")
 def export_csv(args):
     """One dataset for [since, until) as CSV, streamed row batch by row batch; recorded in the audit log."""
-    if args["since"] >= args["until"]:
-        abort(400, message="Invalid query: since must be before until", errors={"query": {"since": ["not before until"]}})
+    check_window(args["since"], args["until"])
     window = datasets.Window(args["since"], args["until"])
     dataset = datasets.get(args["dataset"])
     body = exports.stream_csv(services().db, dataset, window, actor=g.caller.actor)

@@ -12,7 +12,7 @@ from ..billing import outbox, queries
 from ..models import OUTBOX_STATUSES, RECORD_KINDS, OutboxMessage
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
-from .pagination import PageArgs, decode_cursor, encode_cursor
+from .pagination import PageArgs, check_window, decode_cursor, page_answer, page_schema
 
 bp = Blueprint("billing", __name__, url_prefix="/api/v1/billing", description="Billing records and delivery")
 
@@ -57,14 +57,10 @@ class OutboxMessageSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
-class RecordPageSchema(Schema):
-    items = fields.List(fields.Nested(BillingRecordSchema), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
+RecordPageSchema = page_schema("RecordPage", BillingRecordSchema)
 
 
-class OutboxPageSchema(Schema):
-    items = fields.List(fields.Nested(OutboxMessageSchema), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
+OutboxPageSchema = page_schema("OutboxPage", OutboxMessageSchema)
 
 
 @bp.route("/records")
@@ -74,15 +70,14 @@ class OutboxPageSchema(Schema):
 @bp.response(200, RecordPageSchema)
 def list_records(args):
     """Billing records in the order they were written; follow `next_cursor` for the next page."""
-    if args.get("since") and args.get("until") and args["since"] >= args["until"]:
-        abort(400, message="Invalid query: since must be before until", errors={"query": {"since": ["after until"]}})
+    check_window(args.get("since"), args.get("until"))
     with services().db.read() as session:
         page = queries.list_records(
             session, after_id=decode_cursor(args.get("cursor")), limit=args["limit"],
             playback_id=args.get("playback_id"), conversation_id=args.get("conversation_id"),
             kind=args.get("kind"), since=args.get("since"), until=args.get("until"),
         )
-    return {"items": page.items, "next_cursor": encode_cursor(page.last_id) if page.more else None}
+    return page_answer(page.items, page.last_id, page.more)
 
 
 @bp.route("/outbox")
@@ -95,7 +90,7 @@ def list_outbox(args):
     with services().db.read() as session:
         page = queries.list_outbox(session, after_id=decode_cursor(args.get("cursor")), limit=args["limit"],
                                    status=args.get("status"))
-    return {"items": page.items, "next_cursor": encode_cursor(page.last_id) if page.more else None}
+    return page_answer(page.items, page.last_id, page.more)
 
 
 @bp.route("/outbox/<int:outbox_id>/replay", methods=["POST"])

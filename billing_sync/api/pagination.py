@@ -17,6 +17,26 @@ class PageArgs(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_LIMIT))
 
 
+def page_schema(name: str, item_schema: type[Schema]) -> type[Schema]:
+    """The `{"items": [...], "next_cursor": ...}` schema of a list of `item_schema`."""
+    return Schema.from_dict({
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "next_cursor": fields.String(required=True, allow_none=True),
+    }, name=name)
+
+
+def page_answer(items: list, last_id: int | None, more: bool) -> dict:
+    """A list answer: the items, and the cursor of the next page when there is one."""
+    return {"items": items, "next_cursor": encode_cursor(last_id) if more else None}
+
+
+def check_window(since, until) -> None:
+    """A 400 naming `since` when both bounds are given and `since` is not before `until`."""
+    if since is not None and until is not None and since >= until:
+        abort(400, message="Invalid query: since must be before until",
+              errors={"query": {"since": ["not before until"]}})
+
+
 def encode_cursor(after_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after_id}).encode()).decode().rstrip("=")
 

@@ -10,7 +10,7 @@ from ..ledger import queries
 from ..ledger.events import SOURCES, STATES
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
-from .pagination import PageArgs, decode_cursor, encode_cursor
+from .pagination import PageArgs, check_window, decode_cursor, page_answer, page_schema
 
 bp = Blueprint("playbacks", __name__, url_prefix="/api/v1/playbacks", description="Ledger state")
 PLAYBACK_STATES = ("requested", *STATES)
@@ -45,9 +45,7 @@ class PlaybackSchema(Schema):
     events = fields.List(fields.Nested(EventSchema), required=True)
 
 
-class PlaybackPageSchema(Schema):
-    items = fields.List(fields.Nested(PlaybackSchema), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
+PlaybackPageSchema = page_schema("PlaybackPage", PlaybackSchema)
 
 
 @bp.route("")
@@ -57,8 +55,7 @@ class PlaybackPageSchema(Schema):
 @bp.response(200, PlaybackPageSchema)
 def list_playbacks(args):
     """Playbacks in ledger order, filtered; follow `next_cursor` for the next page."""
-    if args.get("since") and args.get("until") and args["since"] >= args["until"]:
-        abort(400, message="Invalid query: since must be before until", errors={"query": {"since": ["after until"]}})
+    check_window(args.get("since"), args.get("until"))
     with services().db.read() as session:
         page = queries.list_playbacks(
             session,
@@ -69,8 +66,7 @@ def list_playbacks(args):
             since=args.get("since"),
             until=args.get("until"),
         )
-    next_cursor = encode_cursor(page.last_id) if page.more else None
-    return {"items": page.items, "next_cursor": next_cursor}
+    return page_answer(page.items, page.last_id, page.more)
 
 
 @bp.route("/<string:playback_id>")

@@ -16,7 +16,7 @@ from ..reconcile.queries import list_discrepancies, run_json
 from ..reconcile.report import GRANULARITIES, ReportError, buckets, completion_report
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
-from .pagination import PageArgs, decode_cursor, encode_cursor
+from .pagination import PageArgs, decode_cursor, page_answer, page_schema
 
 bp = Blueprint("reconciliations", __name__, url_prefix="/api/v1", description="Reconciliation and reports")
 
@@ -75,9 +75,7 @@ class DiscrepancySchema(Schema):
     record_id = fields.Integer(allow_none=True, metadata={"description": "the billing record that heals it"})
 
 
-class DiscrepancyPageSchema(Schema):
-    items = fields.List(fields.Nested(DiscrepancySchema), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
+DiscrepancyPageSchema = page_schema("DiscrepancyPage", DiscrepancySchema)
 
 
 class CompletionArgs(Schema):
@@ -163,7 +161,7 @@ def get_discrepancies(args, run_id: int):
             abort(404, message=f"No reconciliation run {run_id}")
         page = list_discrepancies(session, run_id, after_id=decode_cursor(args.get("cursor")), limit=args["limit"],
                                   **{k: args.get(k) for k in ("kind", "status", "playback_id", "conversation_id")})
-    return {"items": page.items, "next_cursor": encode_cursor(page.last_id) if page.more else None}
+    return page_answer(page.items, page.last_id, page.more)
 
 
 @bp.route("/reports/completion")

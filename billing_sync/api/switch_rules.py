@@ -12,7 +12,7 @@ from ..playback.errors import PlaybackError
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
 from .control_errors import abort_for
-from .pagination import PageArgs, decode_cursor, encode_cursor
+from .pagination import PageArgs, decode_cursor, page_answer, page_schema
 
 bp = Blueprint("switch_rules", __name__, url_prefix="/api/v1/switch-rules",
                description="Switching rules: DTMF or keyword switches media (admin)")
@@ -54,9 +54,7 @@ class RuleSchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
-class RulePageSchema(Schema):
-    items = fields.List(fields.Nested(RuleSchema), required=True)
-    next_cursor = fields.String(required=True, allow_none=True)
+RulePageSchema = page_schema("RulePage", RuleSchema)
 
 
 @bp.route("", methods=["GET"])
@@ -69,7 +67,7 @@ def list_rules(args):
     with services().db.read() as session:
         items, last_id, more = rules.list_rules(session, after_id=decode_cursor(args.get("cursor")),
                                                 limit=args["limit"])
-    return {"items": items, "next_cursor": encode_cursor(last_id) if more else None}
+    return page_answer(items, last_id, more)
 
 
 @bp.route("", methods=["POST"])

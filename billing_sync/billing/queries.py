@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..ledger.queries import Page
 from ..ledger.records import record_json
 from ..models import BillingRecord, OutboxMessage
-
-
-@dataclass(slots=True)
-class Page:
-    items: list[dict]
-    last_id: int | None
-    more: bool
 
 
 def list_records(

@@ -14,6 +14,8 @@ from ..models import Playback, PlaybackEvent
 
 @dataclass(slots=True)
 class Page:
+    """One page of a keyset-paged list: its items, the last row id, and whether more follow."""
+
     items: list[dict]
     last_id: int | None
     more: bool

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..billing.queries import Page
+from ..ledger.queries import Page
 from ..models import Discrepancy, ReconciliationRun
 from .run import discrepancy_counts
 
