@@ -28,6 +28,8 @@ from pathlib import Path
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LOCK_NAME = "metrics.lock"
 PRIVATE_PREFIX = "billing-sync-metrics-"
+# "<pid> <directory>": the master that made a private directory (and so removes it at exit).
+OWNER_VARIABLE = "BILLING_SYNC_METRICS_DIR_OWNER"
 ARCHIVED_TYPES = ("counter", "histogram")
 
 
@@ -35,15 +37,20 @@ def choose_directory(environ=os.environ) -> Path:
     """The directory named by PROMETHEUS_MULTIPROC_DIR (made if missing), or a new private one.
 
     Sets the variable, before anything imports prometheus-client: it picks file-backed
-    values at import time, and the app is loaded (preloaded) after gunicorn's config.
+    values at import time, and the app is loaded (preloaded) after gunicorn's config. A
+    private directory is this master's: the same one when the config is read again (HUP),
+    a new one for a new master that inherited it (USR2 upgrade), removed at exit.
     """
     named = environ.get(MULTIPROC_DIR_VARIABLE)
-    if named:
+    owner = environ.get(OWNER_VARIABLE, "")
+    inherited_private = owner.partition(" ")[2] == named and owner != _owner_mark(named)
+    if named and not inherited_private:
         path = Path(named)
         path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
-        environ[MULTIPROC_DIR_VARIABLE] = str(path)
+        return path
+    path = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
+    environ[MULTIPROC_DIR_VARIABLE] = str(path)
+    environ[OWNER_VARIABLE] = _owner_mark(str(path))
     return path
 
 
@@ -56,10 +63,14 @@ def wipe(directory: Path) -> None:
             entry.unlink()
 
 
-def remove_if_private(directory: Path) -> None:
-    """Remove the directory at master exit when `choose_directory` made it; leave an operator's alone."""
-    if directory.name.startswith(PRIVATE_PREFIX) and directory.parent == Path(tempfile.gettempdir()):
+def remove_if_private(directory: Path, environ=os.environ) -> None:
+    """Remove the directory at master exit when `choose_directory` made it here; leave an operator's alone."""
+    if environ.get(OWNER_VARIABLE) == _owner_mark(str(directory)):
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _owner_mark(directory: str | None) -> str:
+    return f"{os.getpid()} {directory}"
 
 
 def worker_exited(directory: Path, pid: int) -> None:
