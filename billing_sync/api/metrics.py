@@ -12,7 +12,8 @@ bp = Blueprint("metrics", __name__, description="Prometheus metrics")
 
 
 @bp.route("/metrics")
-@bp.response(200, description="Prometheus text exposition format 0.0.4", content_type="text/plain")
+@bp.doc(responses={"200": {"description": "Prometheus text exposition format 0.0.4",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
     """Every worker's request and ingest metrics, and the outbox, deliveries, stream and reconciliation from the database."""
     return Response(exposition.render(services().db), content_type=exposition.CONTENT_TYPE,

@@ -64,3 +64,8 @@ def test_routes_are_templates_and_odd_methods_one_label(client, api_key):
 def test_every_family_has_help_text(client, name):
     family = scrape(client).families[name]
     assert family.documentation and len(family.documentation) > 20
+
+
+def test_metrics_is_in_the_openapi_document_as_text(client):
+    answer = client.get("/openapi.json").get_json()["paths"]["/metrics"]["get"]["responses"]["200"]
+    assert answer["content"] == {"text/plain": {"schema": {"type": "string"}}}
