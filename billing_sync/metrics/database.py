@@ -117,7 +117,7 @@ def stream_metrics(session: Session) -> list:
     disconnects = CounterMetricFamily("billing_sync_stream_disconnects",
                                       "Channel drops a shard survived since it started.", labels=["shard"])
     updated = GaugeMetricFamily("billing_sync_stream_listener_updated_timestamp_seconds",
-                                "When a shard last wrote its state (it writes on every change, not periodically).",
+                                "When a shard last wrote its state: on every change and at least every 30 s while it runs.",
                                 labels=["shard"])
     for row in session.scalars(select(StreamListener).order_by(StreamListener.shard)):
         for name in LISTENER_STATES:
