@@ -15,7 +15,10 @@ METRICS_DIR = metrics_files.choose_directory()
 
 
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    value = os.environ.get(name, str(default))
+    if not value.strip().isdigit():
+        raise SystemExit(f"billing-sync: configuration error: {name} must be a whole number, got {value!r}")
+    return int(value)
 
 
 bind = os.environ.get("BILLING_SYNC_BIND", "127.0.0.1:8000")

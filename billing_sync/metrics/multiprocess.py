@@ -17,6 +17,7 @@ holds it shared, so it never sees a worker's counts twice or not at all.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import shutil
@@ -51,6 +52,8 @@ def choose_directory(environ=os.environ) -> Path:
     path = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
     environ[MULTIPROC_DIR_VARIABLE] = str(path)
     environ[OWNER_VARIABLE] = _owner_mark(str(path))
+    # Also when the master stops before gunicorn's on_exit (a configuration error at preload).
+    atexit.register(remove_if_private, path, environ)
     return path
 
 

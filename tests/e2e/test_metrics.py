@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from billing_sync.models import PlaybackEvent
 
 from ..conftest import WEBHOOK_PASSWORD, WEBHOOK_USER
 from ..metrics.conftest import Scrape, scrape
-from .conftest import Gunicorn
+from .conftest import Gunicorn, gunicorn_command, service_env
 
 pytestmark = pytest.mark.e2e
 INGEST = {"route": "/webhooks/genesys", "method": "POST"}
@@ -138,3 +139,23 @@ def test_without_a_directory_each_master_makes_its_own_and_removes_it(database_u
     finally:
         server.stop()
     assert not directory.exists()
+
+
+def test_a_master_that_cannot_start_leaves_no_directory(database_url, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = service_env(database_url, TMPDIR=str(scratch))
+    del env["BILLING_SYNC_WEBHOOK_PASSWORD"]
+    result = subprocess.run(gunicorn_command("--bind", "127.0.0.1:0"), cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "BILLING_SYNC_WEBHOOK_PASSWORD is required" in result.stderr
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_malformed_setting_stops_gunicorn_with_one_line(database_url, tmp_path):
+    env = service_env(database_url, BILLING_SYNC_THREADS="lots")
+    result = subprocess.run(gunicorn_command("--bind", "127.0.0.1:0"), cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "BILLING_SYNC_THREADS must be a whole number, got 'lots'" in result.stderr
+    assert "Traceback" not in result.stderr
