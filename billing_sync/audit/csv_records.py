@@ -20,18 +20,20 @@ three are tested against.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import chain
+from typing import TYPE_CHECKING
 
-import psycopg
-from psycopg import pq
-from psycopg.pq.abc import PGconn
 from sqlalchemy import Connection, func
 from sqlalchemy.sql.expression import ColumnElement
 
 from . import reading
 from .csv_format import RecordEncoder, needs_no_quoting
 from .datasets import Column, Dataset, Window
+
+if TYPE_CHECKING:  # psycopg is imported only when PostgreSQL is read
+    import psycopg
+    from psycopg.pq.abc import PGconn
 
 Batch = tuple[int, bytes]  # how many records, and their bytes
 
@@ -76,6 +78,8 @@ def _copy_records(copy: psycopg.Copy, pgconn: PGconn, batch_rows: int) -> Iterat
     buffer for it is freed while still in the cache. Less than half the client's time
     per record, against `read` for every one and a list of them.
     """
+    import psycopg
+
     take = pgconn.get_copy_data
     data = bytearray()
     records = 0
@@ -101,9 +105,11 @@ def _copy_records(copy: psycopg.Copy, pgconn: PGconn, batch_rows: int) -> Iterat
 
 
 def _finish(pgconn: PGconn) -> None:
+    from psycopg import errors, pq
+
     while (result := pgconn.get_result()) is not None:
         if result.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.errors.error_from_result(result)
+            raise errors.error_from_result(result)
 
 
 def crlf(data: bytes) -> bytes:
