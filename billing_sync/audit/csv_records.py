@@ -10,7 +10,8 @@ Three ways to the same bytes, the fastest that applies:
   every LF outside quotes, never one inside a quoted cell).
 - **SQLite, every cell rendered in SQL**: one `printf` per row writes the record, unquoted,
   and `needs_no_quoting` proves from the batch's text that no cell needed quoting. At the
-  first batch it cannot prove, the export goes on from that row with the third way.
+  first batch it cannot prove (or holding a text cell with a NUL character, where printf
+  would stop), the export goes on from that batch's first row with the third way.
 - **Otherwise** (a JSON column, rendered in Python): cells, encoded by `RecordEncoder`.
 
 Python handles one object per row or fewer in the first two: that is what makes a
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from itertools import chain
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, case, func, null, or_
 from sqlalchemy.sql.expression import ColumnElement
 
 from . import reading
@@ -126,16 +127,25 @@ def crlf(data: bytes) -> bytes:
     return b'"'.join(pieces)
 
 
+def _printed_record(dataset: Dataset) -> ColumnElement:
+    """The row as one unquoted CSV record; NULL when a text cell holds a NUL, where printf would stop."""
+    record = func.printf(",".join(["%s"] * len(dataset.columns)) + "\r\n", *(c.cell_sql() for c in dataset.columns))
+    holds_nul = [func.instr(c.source, func.char(0)) > 0 for c in dataset.columns if c.kind == "text"]
+    return case((or_(*holds_nul), null()), else_=record) if holds_nul else record
+
+
 def _printed(connection: Connection, dataset: Dataset, window: Window, batch_rows: int) -> Iterator[Batch]:
     columns = len(dataset.columns)
-    record = func.printf(",".join(["%s"] * columns) + "\r\n", *(c.cell_sql() for c in dataset.columns))
-    sql, params = reading.driver_sql(connection, dataset.rows_of([record], window))
+    sql, params = reading.driver_sql(connection, dataset.rows_of([_printed_record(dataset)], window))
     done = 0
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(batch_rows):
-            text = "".join(chain.from_iterable(rows))
+            try:
+                text = "".join(chain.from_iterable(rows))
+            except TypeError:  # a NULL record: a cell with a NUL
+                break
             if not needs_no_quoting(text, len(rows), columns):
                 break
             done += len(rows)
@@ -144,5 +154,5 @@ def _printed(connection: Connection, dataset: Dataset, window: Window, batch_row
             return
     finally:
         cursor.close()
-    # Some cell from here on needs quoting: cells, from the first row of the batch that showed it.
+    # A cell from here on needs quoting (or holds a NUL): cells, from the first row of this batch.
     yield from _encoded(connection, dataset, window, batch_rows, skip=done)

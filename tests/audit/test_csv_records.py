@@ -67,6 +67,22 @@ def test_the_csv_export_is_csv_writer_byte_for_byte(db, tmp_path, monkeypatch, b
     assert result.rows == {"events": 83}
 
 
+def test_a_nul_character_in_a_text_cell_is_exported_whole(db, tmp_path, monkeypatch):
+    if db.dialect == "postgresql":
+        pytest.skip("PostgreSQL text cannot hold a NUL character")
+    monkeypatch.setattr(reading, "BATCH_ROWS", 7)
+    add_events(db, 20)
+    with db.transaction() as connection:
+        connection.execute(insert(PlaybackEvent), [{
+            "source": "webhook", "source_event_id": "nul\x00id", "playback_id": "pb-nul", "conversation_id": "a\x00b",
+            "state": "completed", "duration_ms": 1, "sequence": 9, "media_url": None, "payload": {},
+            "occurred_at": BASE.replace(hour=3), "received_at": BASE.replace(hour=3),
+        }])
+    export_csv(db, EVENTS, ALL_TIME, tmp_path / "events.csv", actor="test")
+    assert (tmp_path / "events.csv").read_bytes() == reference_csv(db)
+    assert b"a\x00b" in (tmp_path / "events.csv").read_bytes()
+
+
 def test_each_way_of_reading_gives_the_same_records(db, monkeypatch):
     """The dialect's fast way (COPY or printf, switching to cells mid-export) and cells encoded in Python."""
     monkeypatch.setattr(reading, "BATCH_ROWS", 7)
