@@ -16,9 +16,9 @@ import io
 from collections.abc import Sequence
 
 from .datasets import Dataset
-from .formula import FORMULA_STARTS, neutralise, restore
+from .formula import neutralise, restore
 
-__all__ = ["FORMULA_STARTS", "RecordEncoder", "header", "needs_no_quoting", "neutralise", "restore"]
+__all__ = ["RecordEncoder", "header", "needs_no_quoting", "neutralise", "restore"]
 
 
 def header(dataset: Dataset) -> str:
