@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..validation import first_error
 from . import audit, billing, health, playback_control, playbacks, reconciliations, stream_status, switch_rules, webhooks
+from .blueprint import ErrorSchema
 
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key from `billing-sync keys create`"},
@@ -16,7 +17,13 @@ SECURITY_SCHEMES = {
 
 
 class ServiceApi(Api):
-    """flask-smorest's Api with one error body everywhere: {code, status, message, errors}."""
+    """flask-smorest's Api with one error body everywhere: {code, status, message, errors}.
+
+    No catch-all `default` response: each operation documents the statuses it answers.
+    """
+
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)

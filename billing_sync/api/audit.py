@@ -34,7 +34,7 @@ class ChainReportSchema(Schema):
 @bp.doc(**BEARER_DOC)
 @require_role("finance")
 @bp.arguments(ExportArgs, location="query")
-@bp.response(200, description="RFC 4180 CSV, UTF-8, streamed", content_type="text/csv")
+@bp.response(200, {"type": "string"}, description="RFC 4180 CSV, UTF-8, streamed", content_type="text/csv")
 def export_csv(args):
     """One dataset for [since, until) as CSV, streamed row batch by row batch; recorded in the audit log."""
     check_window(args["since"], args["until"])

@@ -120,6 +120,7 @@ def _analytics():
 @bp.arguments(RunArgs)
 @bp.response(201, RunSchema)
 @bp.alt_response(502, description="Genesys Cloud analytics failed")
+@bp.alt_response(503, description="Genesys Cloud is not configured")
 def create_run(args):
     """Reconcile a window now: fetch analytics, compare, heal; answers the finished run."""
     _window(args)
@@ -170,6 +171,7 @@ def get_discrepancies(args, run_id: int):
 @bp.arguments(CompletionArgs, location="query")
 @bp.response(200, CompletionSchema)
 @bp.alt_response(502, description="Genesys Cloud analytics failed")
+@bp.alt_response(503, description="Genesys Cloud is not configured")
 def completion(args):
     """Completion rates per hour or day, the ledger's and analytics' side by side, totals last."""
     since, until, granularity = args["since"], args["until"], args["granularity"]
