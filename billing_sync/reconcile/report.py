@@ -22,6 +22,7 @@ GRANULARITIES = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 10_000
 _SQLITE_FORMAT = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 _POSTGRES_FORMAT = {"hour": 'YYYY-MM-DD"T"HH24', "day": "YYYY-MM-DD"}
+_KEY_LENGTH = {"hour": len("2026-11-24T02"), "day": len("2026-11-24")}
 
 
 class ReportError(ValueError):
@@ -97,4 +98,5 @@ def _ledger_counts(session: Session, since: datetime, until: datetime, granulari
 
 
 def _key(moment: datetime, granularity: str) -> str:
-    return moment.astimezone(UTC).strftime(_SQLITE_FORMAT[granularity])
+    # The databases write the year 273 as "0273"; strftime("%Y") would write "273".
+    return moment.astimezone(UTC).isoformat()[:_KEY_LENGTH[granularity]]

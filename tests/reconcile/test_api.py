@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from billing_sync import create_app
@@ -67,6 +69,16 @@ def test_a_bad_window_is_400_naming_the_field(api, body, field):
     client, key, _ = api
     answer = client.post("/api/v1/reconciliations", json=body, headers=key("finance"))
     assert answer.status_code == 400 and field in answer.json["message"]
+
+
+def test_completion_report_counts_playbacks_before_the_year_1000(api, analytics):
+    # The ledger's buckets read "0273-11-20T02", the report's own keys were "273-11-20T02".
+    client, key, ledger = api
+    long_ago = datetime(273, 11, 20, 2, tzinfo=UTC)
+    ledger.both(conversation_id="conv-1", minute=int((long_ago - SINCE).total_seconds() // 60) + 5)
+    query = {"since": long_ago.isoformat(), "until": long_ago.replace(hour=3).isoformat()}
+    items = client.get("/api/v1/reports/completion", query_string=query, headers=key("finance")).json["items"]
+    assert [(r["interval"], r["ledger_playbacks"]) for r in items] == [("0273-11-20T02", 1), ("total", 1)]
 
 
 def test_roles_and_unknown_runs(api):
