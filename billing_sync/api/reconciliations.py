@@ -12,6 +12,7 @@ from ..genesys.errors import GenesysError
 from ..ledger.rating import Tariff
 from ..models import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from ..reconcile import Rules, reconcile
+from ..reconcile.bounds import WindowError, check_window
 from ..reconcile.queries import list_discrepancies, run_json
 from ..reconcile.report import GRANULARITIES, ReportError, buckets, completion_report
 from .auth import BEARER_DOC, require_role
@@ -103,8 +104,10 @@ class CompletionSchema(Schema):
 
 
 def _window(args) -> None:
-    if args["since"] >= args["until"]:
-        abort(400, message="Invalid json: since: must be before until", errors={"json": {"since": ["after until"]}})
+    try:
+        check_window(args["since"], args["until"])
+    except WindowError as error:
+        abort(400, message=f"Invalid json: since: {error}", errors={"json": {"since": [str(error)]}})
 
 
 def _analytics():
