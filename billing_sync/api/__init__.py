@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from ..validation import first_error
 from . import audit, billing, health, playback_control, playbacks, reconciliations, stream_status, switch_rules, webhooks
@@ -36,6 +37,20 @@ class ServiceApi(Api):
         return payload, code, headers
 
 
+class RowId(IntegerConverter):
+    """`<id:name>`: a row id, 1 to 18 digits (`id(digits=9)` for an INTEGER column).
+
+    Anything longer matches no route: a 404 like any id that names nothing, never a number
+    the database refuses (PostgreSQL: integer out of range; SQLite: over 64 bits). The bound
+    is in the pattern, not a range check after it: werkzeug checks the method before the
+    converter, so a failed range check would make a sibling route's 405.
+    """
+
+    def __init__(self, url_map, digits: int = 18) -> None:
+        super().__init__(url_map, min=1, max=10 ** digits - 1)
+        self.regex = rf"[1-9]\d{{0,{digits - 1}}}"
+
+
 def _describe(errors: dict) -> str | None:
     """'Invalid query: limit: Must be ...' for webargs' {location: {field: [messages]}}."""
     if not errors:
@@ -54,6 +69,7 @@ def init_app(app: Flask) -> None:
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"components": {"securitySchemes": SECURITY_SCHEMES}},
     )
+    app.url_map.converters["id"] = RowId
     api = ServiceApi(app)
     for blueprint in (health.bp, webhooks.bp, playbacks.bp, billing.bp, playback_control.bp, switch_rules.bp,
                       stream_status.bp, audit.bp, reconciliations.bp):

@@ -93,7 +93,7 @@ def list_outbox(args):
     return page_answer(page.items, page.last_id, page.more)
 
 
-@bp.route("/outbox/<int:outbox_id>/replay", methods=["POST"])
+@bp.route("/outbox/<id:outbox_id>/replay", methods=["POST"])
 @bp.doc(**BEARER_DOC)
 @require_role("admin")
 @bp.response(200, OutboxMessageSchema)

@@ -138,7 +138,7 @@ def create_run(args):
         return run_json(session, result.run_id)
 
 
-@bp.route("/reconciliations/<int:run_id>")
+@bp.route("/reconciliations/<id:run_id>")
 @bp.doc(**BEARER_DOC)
 @require_role("finance")
 @bp.response(200, RunSchema)
@@ -152,7 +152,7 @@ def get_run(run_id: int):
     return found
 
 
-@bp.route("/reconciliations/<int:run_id>/discrepancies")
+@bp.route("/reconciliations/<id:run_id>/discrepancies")
 @bp.doc(**BEARER_DOC)
 @require_role("finance")
 @bp.arguments(DiscrepancyArgs, location="query")

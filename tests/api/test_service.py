@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from billing_sync import create_app
 
 from ..conftest import make_settings
@@ -60,3 +62,17 @@ def test_request_id_is_echoed_or_made(client, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("event") == "request"]
     assert access[0]["request_id"] == "abc-123" and access[0]["status"] == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/v1/switch-rules/2147483648"),            # over PostgreSQL's INTEGER: was a 500 there
+    ("DELETE", "/api/v1/switch-rules/2147483648"),
+    ("GET", "/api/v1/reconciliations/9223372036854775808"),  # over 64 bits: SQLite cannot bind it
+    ("POST", "/api/v1/billing/outbox/9223372036854775808/replay"),
+    ("GET", "/api/v1/reconciliations/0"),
+    ("DELETE", "/api/v1/switch-rules/0"),                   # not a 405 from the GET route beside it
+])
+def test_an_id_out_of_its_column_range_names_nothing(client, api_key, method, path):
+    # Found by the API fuzz on PostgreSQL: "integer out of range" became a 500.
+    answer = client.open(path, method=method, headers=api_key("admin"))
+    assert answer.status_code == 404 and set(answer.json) == {"code", "status", "message", "errors"}
