@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from ..validation import first_error
 from . import audit, billing, health, playback_control, playbacks, reconciliations, stream_status, switch_rules, webhooks
@@ -51,6 +51,16 @@ class RowId(IntegerConverter):
         self.regex = rf"[1-9]\d{{0,{digits - 1}}}"
 
 
+class TextId(BaseConverter):
+    """`<text_id:name>`: an id made of text, 1 to 64 characters, no '/' or NUL; anything else names nothing."""
+
+    regex = r"[^/\x00]{1,64}"
+
+    @staticmethod
+    def openapi(converter) -> dict:
+        return {"type": "string", "minLength": 1, "maxLength": 64, "pattern": f"^{converter.regex}$"}
+
+
 def _describe(errors: dict) -> str | None:
     """'Invalid query: limit: Must be ...' for webargs' {location: {field: [messages]}}."""
     if not errors:
@@ -69,8 +79,9 @@ def init_app(app: Flask) -> None:
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"components": {"securitySchemes": SECURITY_SCHEMES}},
     )
-    app.url_map.converters["id"] = RowId
+    app.url_map.converters.update(id=RowId, text_id=TextId)
     api = ServiceApi(app)
+    api.register_converter(TextId, TextId.openapi)
     for blueprint in (health.bp, webhooks.bp, playbacks.bp, billing.bp, playback_control.bp, switch_rules.bp,
                       stream_status.bp, audit.bp, reconciliations.bp):
         api.register_blueprint(blueprint)

@@ -9,10 +9,11 @@ a valid key, 403 with one below it).
 from __future__ import annotations
 
 import flask_smorest
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 
 from ..models import ROLES
+from ..validation import find_nul
 
 LOWEST_ROLE = ROLES[0]
 
@@ -28,6 +29,13 @@ class ErrorSchema(Schema):
 
 class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+
+    def pre_load(self, location_data, *, schema, req, location):
+        """Refuse a NUL character in any argument: PostgreSQL text cannot hold one (a 500 otherwise)."""
+        path = find_nul(location_data)
+        if path is not None:
+            raise ValidationError({path: ["must not contain NUL characters"]})
+        return location_data
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -21,7 +21,7 @@ bp = Blueprint("playback_control", __name__, url_prefix="/api/v1/conversations",
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_CONVERSATION_ID = re.compile(r"^[^/\s]{1,64}$")
+_CONVERSATION_ID = re.compile(r"^[^/\s\x00]{1,64}$")
 IDEMPOTENCY_DOC = {"parameters": [{
     "in": "header", "name": IDEMPOTENCY_HEADER, "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": _KEY.pattern},

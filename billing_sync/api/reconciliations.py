@@ -15,6 +15,7 @@ from ..reconcile import Rules, reconcile
 from ..reconcile.bounds import WindowError, check_window
 from ..reconcile.queries import list_discrepancies, run_json
 from ..reconcile.report import GRANULARITIES, ReportError, buckets, completion_report
+from ..validation import Instant
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
 from .pagination import PageArgs, decode_cursor, page_answer, page_schema
@@ -23,8 +24,8 @@ bp = Blueprint("reconciliations", __name__, url_prefix="/api/v1", description="R
 
 
 class RunArgs(Schema):
-    since = fields.AwareDateTime(required=True, metadata={"description": "window start (ISO 8601 with offset)"})
-    until = fields.AwareDateTime(required=True, metadata={"description": "window end, exclusive"})
+    since = Instant(required=True, metadata={"description": "window start (ISO 8601 with offset)"})
+    until = Instant(required=True, metadata={"description": "window end, exclusive"})
     grace_s = fields.Integer(validate=validate.Range(min=0, max=30 * 86400),
                              metadata={"description": "seconds after its end before a missing webhook counts"})
 
@@ -80,8 +81,8 @@ DiscrepancyPageSchema = page_schema("DiscrepancyPage", DiscrepancySchema)
 
 
 class CompletionArgs(Schema):
-    since = fields.AwareDateTime(required=True)
-    until = fields.AwareDateTime(required=True)
+    since = Instant(required=True)
+    until = Instant(required=True)
     granularity = fields.String(load_default="hour", validate=validate.OneOf(sorted(GRANULARITIES)))
 
 

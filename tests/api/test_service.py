@@ -76,3 +76,23 @@ def test_an_id_out_of_its_column_range_names_nothing(client, api_key, method, pa
     # Found by the API fuzz on PostgreSQL: "integer out of range" became a 500.
     answer = client.open(path, method=method, headers=api_key("admin"))
     assert answer.status_code == 404 and set(answer.json) == {"code", "status", "message", "errors"}
+
+
+@pytest.mark.parametrize(("method", "url", "body", "field"), [
+    # Found by the API fuzz: PostgreSQL text cannot hold NUL (a 500 there), and an instant that
+    # leaves the calendar once in UTC overflowed wherever it was next converted (a 500 on both).
+    ("GET", "/api/v1/playbacks?conversation_id=a%00b", None, "conversation_id"),
+    ("GET", "/api/v1/billing/records?playback_id=a%00b", None, "playback_id"),
+    ("GET", "/api/v1/playbacks?since=0001-01-01T00:00:00%2B01:00", None, "since"),
+    ("GET", "/api/v1/audit/export.csv?dataset=events&since=2026-01-01T00:00:00Z&until=9999-12-31T23:59:59-01:00",
+     None, "until"),
+    ("POST", "/api/v1/switch-rules", {"keyword": "stop\x00", "media_url": "https://media.example.com/a.wav"}, "keyword"),
+])
+def test_arguments_no_database_can_hold_are_400_naming_the_field(client, api_key, method, url, body, field):
+    answer = client.open(url, method=method, json=body, headers=api_key("admin"))
+    assert answer.status_code == 400 and field in answer.json["message"], answer.json
+
+
+def test_a_playback_id_with_a_nul_names_nothing(client, api_key):
+    answer = client.get("/api/v1/playbacks/ab%00c", headers=api_key("viewer"))
+    assert answer.status_code == 404 and set(answer.json) == {"code", "status", "message", "errors"}
