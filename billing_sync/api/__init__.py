@@ -82,6 +82,8 @@ def init_app(app: Flask) -> None:
     app.url_map.converters.update(id=RowId, text_id=TextId)
     api = ServiceApi(app)
     api.register_converter(TextId, TextId.openapi)
+    for name, schema in webhooks.DELIVERY_SCHEMAS.items():
+        api.spec.components.schema(name, schema=schema)
     for blueprint in (health.bp, webhooks.bp, playbacks.bp, billing.bp, playback_control.bp, switch_rules.bp,
                       stream_status.bp, audit.bp, reconciliations.bp):
         api.register_blueprint(blueprint)
