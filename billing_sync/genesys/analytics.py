@@ -85,7 +85,8 @@ def split_interval(since: datetime, until: datetime, longest: timedelta) -> list
     parts = []
     start = since
     while start < until:
-        end = min(start + longest, until)
+        # Compared before adding: start + longest may pass the last datetime near the year 9999.
+        end = until if until - start <= longest else start + longest
         parts.append((start, end))
         start = end
     return parts

@@ -8,6 +8,7 @@ unless the conversation began in the previous one. Totals come last.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -50,11 +51,8 @@ def buckets(since: datetime, until: datetime, granularity: str) -> list[datetime
         start = start.replace(hour=0)
     if (until - start) / step > MAX_BUCKETS:
         raise ReportError(f"more than {MAX_BUCKETS} {granularity}s; narrow the interval")
-    starts = []
-    while start < until:
-        starts.append(start)
-        start += step
-    return starts
+    # Counted, not stepped past `until`: a step beyond the last bucket may pass the year 9999.
+    return [start + n * step for n in range(math.ceil((until - start) / step))]
 
 
 def completion_report(session: Session, metrics: PlaybackMetrics, since: datetime, until: datetime,
@@ -73,7 +71,7 @@ def completion_report(session: Session, metrics: PlaybackMetrics, since: datetim
     for start in starts:
         key = _key(start, granularity)
         rows.append({"interval": key, "since": max(start, since).isoformat(),
-                     "until": min(start + step, until).isoformat(),
+                     "until": (until if until - start <= step else start + step).isoformat(),
                      **ledger.get(key, Counts()).json("ledger"), **analytics.get(key, Counts()).json("analytics")})
     total_ledger = Counts(sum(c.playbacks for c in ledger.values()), sum(c.completed for c in ledger.values()))
     total_analytics = Counts(metrics.playbacks, metrics.completed)

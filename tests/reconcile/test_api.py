@@ -83,6 +83,17 @@ def test_completion_report_counts_playbacks_before_the_year_1000(api, analytics)
     assert [(r["interval"], r["ledger_playbacks"]) for r in items] == [("0273-11-20T02", 1), ("total", 1)]
 
 
+def test_completion_report_reaches_the_last_hour_of_the_calendar(api):
+    # Found by the API fuzz: stepping past the last bucket passed datetime.max (a 500).
+    client, key, _ = api
+    query = {"since": "9999-12-31T22:00:00Z", "until": "9999-12-31T23:59:59Z"}
+    answer = client.get("/api/v1/reports/completion", query_string=query, headers=key("finance"))
+    assert answer.status_code == 200, answer.json
+    assert [(r["interval"], r["until"]) for r in answer.json["items"]] == [
+        ("9999-12-31T22", "9999-12-31T23:00:00+00:00"), ("9999-12-31T23", "9999-12-31T23:59:59+00:00"),
+        ("total", "9999-12-31T23:59:59+00:00")]
+
+
 def test_roles_and_unknown_runs(api):
     client, key, _ = api
     assert client.post("/api/v1/reconciliations", json=WINDOW, headers=key("viewer")).status_code == 403
