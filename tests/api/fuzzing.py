@@ -191,11 +191,15 @@ def _plays():
 
 
 def _windows():
-    """A window in the days around the world's events, of an hour to a week, as an API takes it."""
-    def window(start: datetime, hours: int) -> dict[str, str]:
-        return {"since": f"{start.isoformat()}Z", "until": f"{(start + timedelta(hours=hours)).isoformat()}Z"}
+    """A window of an hour to a week, as an API takes it: around the world's events, anywhere, at the calendar's ends."""
 
-    return st.builds(window, st.datetimes(datetime(2026, 11, 20), datetime(2026, 11, 28)), st.integers(1, 7 * 24))
+    def window(start: datetime, hours: int) -> dict[str, str]:
+        until = start + timedelta(hours=hours) if datetime.max - start > timedelta(hours=hours) else datetime.max
+        return {"since": f"{start.isoformat()}Z", "until": f"{until.isoformat()}Z"}
+
+    starts = st.one_of(st.datetimes(datetime(2026, 11, 20), datetime(2026, 11, 28)), st.datetimes(),
+                       st.datetimes(max_value=datetime(1, 1, 10)), st.datetimes(min_value=datetime(9999, 12, 20)))
+    return st.builds(window, starts, st.integers(1, 7 * 24))
 
 
 PLAY = "/api/v1/conversations/{conversation_id}/playbacks"
