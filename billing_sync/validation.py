@@ -46,7 +46,7 @@ class Instant(fields.AwareDateTime):
 def find_nul(value: Any, path: str = "") -> str | None:
     """The dotted path of the first string or key holding a NUL character (no database text may), or None."""
     if isinstance(value, str):
-        return path or "(value)" if NUL in value else None
+        return (path or "(value)") if NUL in value else None
     if isinstance(value, Mapping):
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
