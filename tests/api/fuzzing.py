@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from billing_sync.genesys.payloads import EVENT_TYPE
 from billing_sync.ledger.events import STATES
+from billing_sync.playback.control import MAX_DURATION_S
 from billing_sync.validation import MAX_INT32
 from billing_sync.workers.dispatcher import DispatchOptions, Dispatcher
 
@@ -90,8 +91,9 @@ def world(control_app, control_settings, calls, admin_key, sandbox):
         rule = {"dtmf": str(n), "media_url": SHORT_MEDIA}
         assert client.post("/api/v1/switch-rules", json=rule, headers=keys["admin"]).status_code == 201
         assert client.post("/api/v1/reconciliations", json=WINDOW, headers=keys["finance"]).status_code == 201
-        started = client.post(f"/api/v1/conversations/{conversation_id}/playbacks", json={"media_url": LONG_MEDIA},
-                              headers=keys["admin"])
+        # The longest play the API allows (72 s of real time here), so it outlasts the test and stop finds it.
+        play = {"media_url": LONG_MEDIA, "max_duration_s": MAX_DURATION_S}
+        started = client.post(f"/api/v1/conversations/{conversation_id}/playbacks", json=play, headers=keys["admin"])
         assert started.status_code == 201, started.json
     return World(control_app, keys, [events[0]["playbackId"] for events in lifecycles], conversations)
 
