@@ -187,9 +187,13 @@ def reconcile_command(since, until, grace_s: int | None) -> None:
     from .ledger.rating import Tariff
     from .reconcile import Rules, reconcile
 
+    from .reconcile.bounds import WindowError, check_window
+
     since, until = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
-    if since >= until:
-        raise click.UsageError("--since must be before --until")
+    try:
+        check_window(since, until)
+    except WindowError as error:
+        raise click.UsageError(f"--since/--until: {error}") from None
     settings, db = services().settings, services().db
     try:
         genesys = GenesysClient.from_settings(settings)
