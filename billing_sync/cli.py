@@ -190,11 +190,13 @@ def _register_subcommands() -> None:
     from .audit.cli import audit_group, export_command
     from .genesys.cli import genesys_group
     from .sandbox.cli import sandbox_command
+    from .stack.cli import run_command
 
     main.add_command(audit_group)
     main.add_command(export_command)
     main.add_command(genesys_group)
     main.add_command(sandbox_command, "sandbox")
+    main.add_command(run_command, "run")
 
 
 _register_subcommands()
