@@ -4,6 +4,7 @@ behind on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -77,6 +78,10 @@ class RunProcess:
 
     def stop(self, signum: int) -> int:
         self.process.send_signal(signum)
+        return self.finish()
+
+    def finish(self) -> int:
+        """Wait for the run to exit, with the rest of its output; its exit status."""
         try:
             status = self.process.wait(timeout=STARTUP_LIMIT_S)
         finally:
@@ -183,3 +188,14 @@ def test_no_demo_serves_without_traffic_until_sigterm(run_process, db):
     assert wait_gone(tree) == []
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{api}/healthz", timeout=5)
+
+
+def test_a_child_that_dies_stops_the_rest_and_fails_the_run(run_process):
+    run = run_process("--no-demo")
+    run.wait_for(SERVING)
+    tree = run.tree()
+    dispatcher = next(pid for pid in tree if b"dispatch" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    os.kill(dispatcher, signal.SIGKILL)
+    assert run.finish() == 1
+    assert any(line.startswith("error: dispatch exited with status -9") for line in run.output), run.output
+    assert wait_gone(tree) == []
