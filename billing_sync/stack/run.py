@@ -64,13 +64,13 @@ def run_stack(options: RunOptions, say: Callable[[str], None]) -> int:
     where = addresses(options.bind, sandbox=sandbox, sandbox_port=options.sandbox_port)
     env = {**os.environ, **(sandbox_overrides(values, where) if sandbox else {}), "PYTHONUNBUFFERED": "1"}
     settings = Settings.from_env(env)
-    # This process's own steps report in plain lines; its log would only repeat them.
-    logs.configure_logging("WARNING")
     if not sandbox:
         check_production(settings)
     for name in ("wsgi.py", "gunicorn.conf.py"):
         if not (PROJECT_ROOT / name).is_file():
             raise ConfigError(f"{name} not found in {PROJECT_ROOT}: run billing-sync from a clone of the project")
+    # This process's own steps report in plain lines; its log would only repeat them.
+    logs.configure_logging("WARNING")
     children = Children(options.instance_dir / "logs", env)
     stack = _Stack(options, settings, where, children, say, sandbox=sandbox)
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
