@@ -4,6 +4,7 @@ behind on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
+import base64
 import os
 import queue
 import signal
@@ -17,9 +18,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from billing_sync.genesys.client import GenesysClient
 from billing_sync.models import BillingRecord, Discrepancy, OutboxMessage, Playback, PlaybackEvent
+from billing_sync.sandbox.control_client import SandboxControl
+from billing_sync.sandbox.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, running_sandbox
 
-from .conftest import service_env
+from ..genesys.sandbox_helpers import wait_until
+from .conftest import free_port, service_env
 
 pytestmark = pytest.mark.e2e
 SERVING = "serving until Ctrl-C"
@@ -32,10 +37,11 @@ SUMMARY = ("ledger events", "playbacks", "charges", "adjustments", "deliveries",
 class RunProcess:
     """`billing-sync run` in `cwd`, its output read line by line as it comes."""
 
-    def __init__(self, database_url: str, cwd: Path, *args: str) -> None:
+    def __init__(self, database_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "billing_sync", "run", "--workers", "2", *args],
-            cwd=cwd, env=service_env(database_url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd, env=service_env(database_url, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
         )
         self.output: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -114,8 +120,8 @@ def wait_gone(pids: list[int]) -> list[int]:
 def run_process(database_url, tmp_path):
     started: list[RunProcess] = []
 
-    def start(*args: str) -> RunProcess:
-        started.append(RunProcess(database_url, tmp_path, *args))
+    def start(*args: str, env: dict[str, str] | None = None) -> RunProcess:
+        started.append(RunProcess(database_url, tmp_path, *args, env=env))
         return started[-1]
 
     yield start
@@ -199,3 +205,36 @@ def test_a_child_that_dies_stops_the_rest_and_fails_the_run(run_process):
     assert run.finish() == 1
     assert any(line.startswith("error: dispatch exited with status -9") for line in run.output), run.output
     assert wait_gone(tree) == []
+
+
+def test_genesys_settings_make_it_production_mode_against_the_org_they_name(run_process, db):
+    """An org the test runs stands in for a real one: `run` starts no sandbox of its own, makes no
+    keys, drives no demo, and the org's webhooks and the billing system are the configured ones."""
+    secret = "whsec_" + base64.b64encode(b"p" * 32).decode()
+    with running_sandbox(billing_secrets=[secret]) as org:
+        port = free_port()
+        public_url = f"http://127.0.0.1:{port}"
+        run = run_process("--bind", f"127.0.0.1:{port}", env={
+            "GENESYS_ENVIRONMENT": org.base_url, "GENESYS_CLIENT_ID": TEST_CLIENT_ID,
+            "GENESYS_CLIENT_SECRET": TEST_CLIENT_SECRET, "BILLING_SYNC_PUBLIC_URL": public_url,
+            "BILLING_WEBHOOK_URL": f"{org.base_url}/sandbox/billing", "BILLING_WEBHOOK_SECRET": secret,
+        })
+        run.wait_for(SERVING)
+        assert run.printed() == {"api": public_url}, run.output
+        assert any(line.startswith("mode: production") for line in run.output)
+        assert any(line.startswith("demo skipped") for line in run.output)
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in run.tree()]
+        assert not any(b"sandbox" in command for command in commands)
+
+        with GenesysClient(api_base=org.base_url, login_base=org.base_url, client_id=TEST_CLIENT_ID,
+                           client_secret=TEST_CLIENT_SECRET) as genesys, SandboxControl(org.base_url) as control:
+            (webhook,) = genesys.list_webhooks()
+            assert webhook.address == f"{public_url}/webhooks/genesys"
+            playback = genesys.start_playback(control.place_call(),
+                                              "https://media.example.com/prod.wav?duration_ms=1500")
+            wait_until(lambda: len(org.platform.billing.received()) == 1, timeout_s=60,
+                       what="the charge to reach the configured billing system")
+        (delivery,) = org.platform.billing.received()
+        assert delivery["verified"] and delivery["payload"]["data"]["playback_id"] == playback.id
+        assert count(db, BillingRecord) == 1
+        assert run.stop(signal.SIGTERM) == 0
