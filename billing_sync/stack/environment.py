@@ -9,7 +9,6 @@ and billing setting comes from the operator.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import socket
 from collections.abc import Mapping
@@ -57,9 +56,11 @@ class Addresses:
     sandbox_url: str | None
 
 
-def addresses(bind: str | None, *, sandbox: bool, sandbox_port: int) -> Addresses:
-    """Resolve `--bind` (default: BILLING_SYNC_BIND, else 127.0.0.1 on a free port) and the sandbox's port."""
-    bind = bind or os.environ.get("BILLING_SYNC_BIND") or "127.0.0.1:0"
+def addresses(bind: str | None, *, sandbox: bool, sandbox_port: int,
+              values: Mapping[str, str] | None = None) -> Addresses:
+    """Resolve `--bind` (default: BILLING_SYNC_BIND from `values`, else 127.0.0.1 on a free port) and
+    the sandbox's port (0: a free one)."""
+    bind = bind or (values or {}).get("BILLING_SYNC_BIND", "").strip() or "127.0.0.1:0"
     host, separator, port_text = bind.rpartition(":")
     if not separator or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(f"--bind must be HOST:PORT, got {bind!r}")

@@ -42,8 +42,8 @@ class StopRequested(BaseException):
     """SIGINT or SIGTERM arrived: unwind whatever is in progress and stop the children."""
 
 
-class StartupError(Exception):
-    """A step of start-up or the demo failed; the message says which."""
+class RunFailed(Exception):
+    """A step of start-up or the demo failed, or a child exited; the message says which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ def run_stack(options: RunOptions, say: Callable[[str], None]) -> int:
     """Run the stack until a signal (exit status 0) or a failure (1). ConfigError before anything starts."""
     values = configured_values(os.environ)
     sandbox = uses_sandbox(values)
-    where = addresses(options.bind, sandbox=sandbox, sandbox_port=options.sandbox_port)
+    where = addresses(options.bind, sandbox=sandbox, sandbox_port=options.sandbox_port, values=values)
     env = {**os.environ, **(sandbox_overrides(values, where) if sandbox else {}), "PYTHONUNBUFFERED": "1"}
     settings = Settings.from_env(env)
     if not sandbox:
@@ -80,7 +80,7 @@ def run_stack(options: RunOptions, say: Callable[[str], None]) -> int:
     except StopRequested:
         say("stopping")
         return 0
-    except StartupError as error:
+    except RunFailed as error:
         say(f"error: {error}")
         return 1
     finally:
@@ -116,7 +116,7 @@ class _Stack:
                 self.guard()
                 time.sleep(0.5)
         except (GenesysError, ValueError, ServiceError, httpx.HTTPError, SQLAlchemyError, ConfigError) as error:
-            raise StartupError(f"{type(error).__name__}: {error}") from None
+            raise RunFailed(f"{type(error).__name__}: {error}") from None
         finally:
             db.dispose()
 
@@ -134,9 +134,8 @@ class _Stack:
         registered = register_playback_webhook(self.settings, db, actor="run")
         self.say(f"webhook {registered.name!r} delivers to {registered.address}")
         keys = self._create_keys(db) if self.sandbox else None
-        self._start_service()
+        stream = self._start_service()
         self.wait_until(lambda: _answers(f"{self.where.api_url}/readyz"), "the web server to be ready")
-        stream = self.children.started[-1]
         self.wait_until(lambda: _listener_pid(db) == stream.pid, "the stream listener to start")
         self.say(f"api: {self.where.api_url}")
         if keys is None:
@@ -154,14 +153,15 @@ class _Stack:
             return {role: create_key(session, role=role, name=f"billing-sync run ({role})", actor="run")[1]
                     for role in ("admin", "finance")}
 
-    def _start_service(self) -> None:
+    def _start_service(self) -> Child:
+        """Start web, dispatcher and stream listener; the stream listener's child."""
         web = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
                "--pythonpath", str(PROJECT_ROOT), "--bind", self.where.bind]
         if self.options.workers is not None:
             web += ["--workers", str(self.options.workers)]
         self.children.start("web", [*web, "wsgi:app"])
         self._billing_sync("dispatch")
-        self._billing_sync("stream", "--shard", STREAM_SHARD)
+        return self._billing_sync("stream", "--shard", STREAM_SHARD)
 
     def _billing_sync(self, command: str, *args: str) -> Child:
         return self.children.start(command, [sys.executable, "-m", "billing_sync", command, *args])
@@ -179,11 +179,11 @@ class _Stack:
         self.say(f"api: {self.where.api_url}")
 
     def guard(self) -> None:
-        """StartupError when a child has exited, with the end of its log."""
+        """RunFailed when a child has exited, with the end of its log."""
         child = self.children.first_exited()
         if child is not None:
             tail = "\n".join(f"  {line}" for line in child.log_tail())
-            raise StartupError(f"{child.name} exited with status {child.process.returncode}; "
+            raise RunFailed(f"{child.name} exited with status {child.process.returncode}; "
                                f"the end of {child.log_path}:\n{tail}")
 
     def wait_until(self, predicate: Callable[[], bool], what: str) -> None:
@@ -191,7 +191,7 @@ class _Stack:
         while not predicate():
             self.guard()
             if time.monotonic() > deadline:
-                raise StartupError(f"timed out waiting for {what}")
+                raise RunFailed(f"timed out waiting for {what}")
             time.sleep(0.1)
 
 

@@ -59,6 +59,12 @@ def test_a_wildcard_bind_is_reached_on_loopback():
     assert (where.bind, where.api_url, where.sandbox_url) == ("0.0.0.0:8125", "http://127.0.0.1:8125", None)
 
 
+def test_the_bind_flag_wins_over_billing_sync_bind():
+    values = {"BILLING_SYNC_BIND": "127.0.0.1:8126"}
+    assert addresses(None, sandbox=False, sandbox_port=0, values=values).bind == "127.0.0.1:8126"
+    assert addresses("127.0.0.1:8127", sandbox=False, sandbox_port=0, values=values).bind == "127.0.0.1:8127"
+
+
 @pytest.mark.parametrize("bind", ["8000", "localhost:", ":8000", "host:99999"])
 def test_a_bad_bind_names_the_flag(bind):
     with pytest.raises(ConfigError, match="--bind"):
