@@ -17,14 +17,16 @@ from .run import RunOptions, run_stack
               help="where gunicorn listens [default: BILLING_SYNC_BIND, else 127.0.0.1 on a free port]")
 @click.option("--sandbox-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="the sandbox org's HTTP port (0 = a free one)")
-@click.option("--seed", type=int, default=0, show_default=True, help="the sandbox's seed for its random faults")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="the sandbox's seed: its ids and random faults repeat with it (on a fresh database) "
+                   "[default: a new one each run]")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
               help="gunicorn worker processes [default: gunicorn.conf.py's]")
 @click.option("--instance-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("instance"),
               show_default=True, help="where children's logs and demo exports go")
 @click.option("--stop-timeout", "stop_timeout_s", type=click.FloatRange(min=0), default=20.0, show_default=True,
               help="seconds each child gets after SIGTERM before SIGKILL")
-def run_command(demo: bool, bind: str | None, sandbox_port: int, seed: int, workers: int | None,
+def run_command(demo: bool, bind: str | None, sandbox_port: int, seed: int | None, workers: int | None,
                 instance_dir: Path, stop_timeout_s: float) -> None:
     """The whole stack in one command: web (gunicorn), dispatcher, stream listener; Ctrl-C stops it.
 

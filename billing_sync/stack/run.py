@@ -4,6 +4,7 @@ drive the demo, then serve until SIGINT or SIGTERM and stop every child."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import time
@@ -52,7 +53,7 @@ class RunOptions:
     bind: str | None = None
     sandbox_port: int = 0
     workers: int | None = None
-    seed: int = 0
+    seed: int | None = None  # None: a new one each run, so ids never collide with an earlier run's
     instance_dir: Path = Path("instance")
     stop_timeout_s: float = 20.0
 
@@ -129,7 +130,9 @@ class _Stack:
         self.say(f"logs: {self.children.log_dir}/")
         if self.sandbox:
             port = self.where.sandbox_url.rsplit(":", 1)[1]
-            self._billing_sync("sandbox", "--port", port, "--seed", str(self.options.seed))
+            seed = secrets.randbelow(2**31) if self.options.seed is None else self.options.seed
+            self.say(f"sandbox seed: {seed}")
+            self._billing_sync("sandbox", "--port", port, "--seed", str(seed))
             self.wait_until(lambda: _answers(f"{self.where.sandbox_url}/sandbox/faults"), "the sandbox to answer")
         registered = register_playback_webhook(self.settings, db, actor="run")
         self.say(f"webhook {registered.name!r} delivers to {registered.address}")
