@@ -62,7 +62,7 @@ class Demo:
         self.say("demo: one call whose webhooks are all lost; only the event stream sees its playback")
         self.sandbox.faults(webhook_drop_rate=1.0)
         call = self.sandbox.place_call()
-        self.unheard = self.api.play(call, self.media("unheard", 8_000))
+        self.unheard = self.api.play(call, self.media("unheard", 6_000))
         self.wait_for(lambda: self._truth_state(self.unheard) in TERMINAL, "the unheard playback to end")
 
     def play_under_faults(self) -> None:
@@ -71,10 +71,10 @@ class Demo:
         self.sandbox.faults(**FAULTS_ON)
         calls = {name: self.sandbox.place_call() for name in ("welcome", "notice", "stop", "hangup", "switch",
                                                                "broken")}
-        self.api.add_switch_rule(dtmf=SWITCH_DIGIT, media_url=self.media("agent", 5_000),
+        self.api.add_switch_rule(dtmf=SWITCH_DIGIT, media_url=self.media("agent", 3_000),
                                  conversation_id=calls["switch"])
-        self.api.play(calls["welcome"], self.media("welcome", 4_000))
-        self.api.play(calls["notice"], self.media("notice", 7_000))
+        self.api.play(calls["welcome"], self.media("welcome", 3_000))
+        self.api.play(calls["notice"], self.media("notice", 5_000))
         self.api.play(calls["broken"], f"https://{self.media_host}/demo/broken.wav?fail=1")
         for name in ("stop", "hangup", "switch"):
             self.api.play(calls[name], self.media(f"{name}-hold", LONG_MS), max_duration_s=60)
