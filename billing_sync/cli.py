@@ -31,6 +31,7 @@ _COMMANDS_ELSEWHERE = {
     "export": ("billing_sync.audit.cli", "export_command"),
     "genesys": ("billing_sync.genesys.cli", "genesys_group"),
     "sandbox": ("billing_sync.sandbox.cli", "sandbox_command"),
+    "run": ("billing_sync.stack.cli", "run_command"),
 }
 
 
