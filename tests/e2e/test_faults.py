@@ -4,9 +4,10 @@ The sandbox org (`billing-sync sandbox`, with its billing sink), gunicorn with 2
 `billing-sync dispatch` and `billing-sync stream` run as processes. While scripted calls
 play media through the service's API and behind its back, with webhooks dropped,
 duplicated, delayed and reordered, every 7th Genesys API call answered 429, stream sockets
-dropped and analytics lagging, the test kills (-9) a gunicorn worker, the dispatcher and
-the stream worker, each at a point of progress rather than a time, restarts the two
-workers as a supervisor would, and takes the billing sink down (503) for a stretch.
+dropped or closed for maintenance and analytics lagging, the test kills (-9) a gunicorn
+worker, the dispatcher and the stream worker, each at a point of progress rather than a
+time, restarts the two workers as a supervisor would, and takes the billing sink down (503)
+for a stretch.
 
 Once traffic ends and everything drains, one `billing-sync reconcile` runs and the
 dispatcher delivers its heals. Then the billing sink holds exactly the sandbox's truth: per
@@ -197,6 +198,9 @@ def crash_under_load(stack: Stack, db, admin: Admin) -> int:
         progress("20 more stream events", lambda: count_events(db, "stream") >= stream_seen + 20, load)
         stack.stream.kill()
         stack.stream.restart()
+        stream_seen = count_events(db, "stream")
+        progress("10 stream events after the restart", lambda: count_events(db, "stream") >= stream_seen + 10, load)
+        stack.calls.faults(socket_closing_now=True)  # maintenance: a new channel, resubscribed
         stack.sink.fail(503)
         progress("5 deliveries refused by the sink",
                  lambda: outbox_count(db, OutboxMessage.last_status == 503) >= 5, load)
@@ -267,13 +271,12 @@ def test_the_bill_is_the_truth_after_crashes_outages_and_every_fault(stack, db):
 
 
 def assert_each_record_accepted_once(received: list[dict], messages: list[OutboxMessage]) -> None:
-    """One verified receipt per outbox message, under its webhook-id, carrying its record; the sink
-    saw at least every attempt the outbox recorded, and some messages more than once (the outage)."""
+    """One verified receipt per outbox message, under its webhook-id, carrying its record; some were
+    sent more than once (the outage) under the same webhook-id."""
     assert all(r["verified"] for r in received)
     assert sorted(r["webhook_id"] for r in received) == sorted(m.message_id for m in messages)
-    by_id = {m.message_id: m for m in messages}
-    assert all(r["payload"]["data"]["id"] == by_id[r["webhook_id"]].record_id for r in received)
-    assert all(r["attempts"] >= by_id[r["webhook_id"]].attempts for r in received)
+    record_of = {m.message_id: m.record_id for m in messages}
+    assert all(r["payload"]["data"]["id"] == record_of[r["webhook_id"]] for r in received)
     assert sum(r["attempts"] > 1 for r in received) >= 5
 
 
