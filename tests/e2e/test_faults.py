@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections import defaultdict
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,7 @@ HEALTHY = {"webhook_drop_rate": 0.0, "webhook_duplicate_rate": 0.0, "webhook_reo
 # Every retry a second apart (the sink's Retry-After), for a minute: the outage is shorter.
 RETRY_SCHEDULE = ",".join(["0"] + ["0.5"] * 60)
 STEP_S = 90          # the longest any one stage of the run may take
+BUDGET_S = 240       # and the whole run
 # The marker plays longer than any delivery is held back: its terminal webhook comes after them all.
 MARKER_MS = 4_000
 assert MARKER_MS > REORDER_HOLD_MS + WEBHOOK_DELAY_MS
@@ -72,6 +74,7 @@ class Stack:
 
     def __init__(self, database_url: str, cwd, exits: ExitStack) -> None:
         self.cwd = cwd
+        self.deadline = time.monotonic() + BUDGET_S
         org = {"GENESYS_CLIENT_ID": TEST_CLIENT_ID, "GENESYS_CLIENT_SECRET": TEST_CLIENT_SECRET}
         self.sandbox = SandboxProcess(cwd=cwd, env=service_env(database_url, BILLING_WEBHOOK_SECRET=SECRET, **org),
                                       seed=SEED)
@@ -96,6 +99,12 @@ class Stack:
         self.genesys = GenesysClient(api_base=self.sandbox.base_url, login_base=self.sandbox.base_url,
                                      client_id=TEST_CLIENT_ID, client_secret=TEST_CLIENT_SECRET)
         exits.callback(self.genesys.close)
+
+    def wait_for(self, what: str, reached) -> None:
+        """Wait until `reached()`, polling gently; fails naming `what` after STEP_S, or sooner when
+        the whole test's BUDGET_S runs out."""
+        timeout_s = max(0.0, min(STEP_S, self.deadline - time.monotonic()))
+        wait_until(reached, timeout_s=timeout_s, what=what, every_s=0.05)
 
     def cli(self, *args: str) -> str:
         """Run a `billing-sync` command to its end; its stdout (fails the test if it fails)."""
@@ -150,19 +159,14 @@ def outbox_count(db, condition) -> int:
         return session.scalar(select(func.count()).select_from(OutboxMessage).where(condition))
 
 
-def wait_for(what: str, reached) -> None:
-    """Wait until `reached()`, polling gently; after STEP_S the test fails naming `what`."""
-    wait_until(reached, timeout_s=STEP_S, what=what, every_s=0.05)
-
-
-def progress(what: str, reached, load: CallScripts) -> None:
+def progress(stack: Stack, what: str, reached, load: CallScripts) -> None:
     """Wait, under load, until `reached()`; a failed script or a stalled run fails naming `what`."""
 
     def check() -> bool:
         load.check()
         return reached()
 
-    wait_for(what, check)
+    stack.wait_for(what, check)
 
 
 def lose_witnesses(stack: Stack, db, admin: Admin) -> tuple[list[str], str]:
@@ -173,9 +177,9 @@ def lose_witnesses(stack: Stack, db, admin: Admin) -> tuple[list[str], str]:
     stream_only = [admin.play(stack.calls.place_call(), media(f"only{n}", 4_000)) for n in range(2)]
     unseen_call = stack.calls.place_call()
     stack.genesys.start_playback(unseen_call, media("unseen", 1_500))
-    wait_for("the stream to see the webhook-less playbacks end",
+    stack.wait_for("the stream to see the webhook-less playbacks end",
              lambda: all(terminal_sources(db).get(p) == {"stream"} for p in stream_only))
-    wait_for("the unseen playback to end", lambda: all_ended(stack))
+    stack.wait_for("the unseen playback to end", lambda: all_ended(stack))
     return stream_only, unseen_call
 
 
@@ -186,27 +190,28 @@ def crash_under_load(stack: Stack, db, admin: Admin) -> int:
     load = CallScripts(admin, stack.calls, stack.genesys, seed=SEED)
     load.start()
     try:
-        progress("40 webhook events in the ledger", lambda: count_events(db, "webhook") >= 40, load)
+        progress(stack, "40 webhook events in the ledger", lambda: count_events(db, "webhook") >= 40, load)
         killed_worker = stack.web.kill_worker()  # the master stays and replaces it
-        progress("8 billing records accepted by the sink", lambda: len(stack.sink.received()) >= 8, load)
+        progress(stack, "8 billing records accepted by the sink", lambda: len(stack.sink.received()) >= 8, load)
         # Killed holding a claimed batch: its lease must run out before another dispatcher sends it.
-        progress("the dispatcher to hold a claimed batch",
+        progress(stack, "the dispatcher to hold a claimed batch",
                  lambda: outbox_count(db, OutboxMessage.lease_owner.is_not(None)) > 0, load)
         stack.dispatcher.kill()
         stack.dispatcher.restart()
         stream_seen = count_events(db, "stream")
-        progress("20 more stream events", lambda: count_events(db, "stream") >= stream_seen + 20, load)
+        progress(stack, "20 more stream events", lambda: count_events(db, "stream") >= stream_seen + 20, load)
         stack.stream.kill()
         stack.stream.restart()
         stream_seen = count_events(db, "stream")
-        progress("10 stream events after the restart", lambda: count_events(db, "stream") >= stream_seen + 10, load)
+        progress(stack, "10 stream events after the restart",
+                 lambda: count_events(db, "stream") >= stream_seen + 10, load)
         stack.calls.faults(socket_closing_now=True)  # maintenance: a new channel, resubscribed
         stack.sink.fail(503)
-        progress("5 deliveries refused by the sink",
+        progress(stack, "5 deliveries refused by the sink",
                  lambda: outbox_count(db, OutboxMessage.last_status == 503) >= 5, load)
         stack.sink.fail(None)
         finished = load.finished
-        progress("6 more call scripts", lambda: load.finished >= finished + 6, load)
+        progress(stack, "6 more call scripts", lambda: load.finished >= finished + 6, load)
     finally:
         load.stop()
     return killed_worker
@@ -216,11 +221,11 @@ def drain(stack: Stack, db, admin: Admin) -> str:
     """Faults off; a marker playback on a healthy line, longer than any delivery was held, reported
     by both witnesses and by analytics (so analytics' lag is behind every call). The marker."""
     stack.calls.faults(**HEALTHY)
-    wait_for("every sandbox playback to end", lambda: all_ended(stack))
+    stack.wait_for("every sandbox playback to end", lambda: all_ended(stack))
     marker_call = stack.calls.place_call()
     marker = admin.play(marker_call, media("marker", MARKER_MS))
-    wait_for("the marker from both witnesses", lambda: terminal_sources(db).get(marker) == {"webhook", "stream"})
-    wait_for("analytics to report the marker", lambda: analytics_playbacks(stack, marker_call) == 1)
+    stack.wait_for("the marker from both witnesses", lambda: terminal_sources(db).get(marker) == {"webhook", "stream"})
+    stack.wait_for("analytics to report the marker", lambda: analytics_playbacks(stack, marker_call) == 1)
     return marker
 
 
@@ -236,7 +241,7 @@ def reconcile_once(stack: Stack, db, since: datetime) -> tuple[int, int]:
     said = stack.cli("reconcile", "--since", f"{since:%Y-%m-%dT%H:%M:%S}", "--until", f"{until:%Y-%m-%dT%H:%M:%S}",
                      "--grace-s", str(GRACE_S))
     run_id, charged = map(int, re.search(r"reconciliation (\d+): (\d+) charged", said).groups())
-    wait_for("the dispatcher to deliver every record", lambda: all_delivered(stack, db))
+    stack.wait_for("the dispatcher to deliver every record", lambda: all_delivered(stack, db))
     return run_id, charged
 
 
@@ -245,7 +250,7 @@ def test_the_bill_is_the_truth_after_crashes_outages_and_every_fault(stack, db):
     api_key = stack.cli("keys", "create", "--role", "admin").strip().splitlines()[-1]
     stack.cli("genesys", "register-webhook")
     admin = Admin(stack.web.url, api_key)
-    wait_for("the stream listener to start", lambda: listener_pid(db) == stack.stream.process.pid)
+    stack.wait_for("the stream listener to start", lambda: listener_pid(db) == stack.stream.process.pid)
     stream_only, unseen_call = lose_witnesses(stack, db, admin)
     killed_worker = crash_under_load(stack, db, admin)
     marker = drain(stack, db, admin)
