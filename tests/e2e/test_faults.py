@@ -64,11 +64,6 @@ assert MARKER_MS > REORDER_HOLD_MS + WEBHOOK_DELAY_MS
 TARIFF = Tariff.from_settings(make_settings())
 
 
-def billing_sync(env: dict[str, str], cwd, *args: str) -> subprocess.CompletedProcess:
-    """One `billing-sync` command run to its end; its output as text."""
-    return subprocess.run([str(BILLING_SYNC), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-
-
 class Stack:
     """The service and its Genesys Cloud org as processes, and what a test needs to drive them."""
 
@@ -104,11 +99,15 @@ class Stack:
         """Wait until `reached()`, polling gently; fails naming `what` after STEP_S, or sooner when
         the whole test's BUDGET_S runs out."""
         timeout_s = max(0.0, min(STEP_S, self.deadline - time.monotonic()))
-        wait_until(reached, timeout_s=timeout_s, what=what, every_s=0.05)
+        try:
+            wait_until(reached, timeout_s=timeout_s, what=what, every_s=0.05)
+        except AssertionError as error:
+            raise AssertionError(f"{error} (what each process said: {self.cwd}/*.log)") from None
 
     def cli(self, *args: str) -> str:
         """Run a `billing-sync` command to its end; its stdout (fails the test if it fails)."""
-        result = billing_sync(self.env, self.cwd, *args)
+        result = subprocess.run([str(BILLING_SYNC), *args], cwd=self.cwd, env=self.env, capture_output=True,
+                                text=True, timeout=120)
         assert result.returncode == 0, f"billing-sync {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
         return result.stdout
 
