@@ -40,7 +40,8 @@ def listening_socket() -> socket.socket:
 
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "GENESYS_", "DATABASE_URL"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BILLING_", "GENESYS_", "DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"))}
     env.update(
         DATABASE_URL=database_url,
         BILLING_SYNC_WEBHOOK_USERNAME=WEBHOOK_USER,
@@ -53,15 +54,16 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class Gunicorn:
-    """gunicorn serving the app with `workers` workers; its error log in `cwd`/gunicorn.log."""
+    """gunicorn serving the app with `workers` workers, `env` added to the service's; its error
+    log in `cwd`/gunicorn.log."""
 
-    def __init__(self, database_url: str, cwd: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(self, database_url: str, cwd: Path, workers: int = 2, **env: str) -> None:
         self.log = cwd / "gunicorn.log"
         with listening_socket() as sock, open(self.log, "wb") as log:
             self.port = sock.getsockname()[1]
             self.process = subprocess.Popen(
                 gunicorn_command("--workers", str(workers), "--bind", f"fd://{sock.fileno()}"),
-                pass_fds=(sock.fileno(),), cwd=cwd, env=env or service_env(database_url),
+                pass_fds=(sock.fileno(),), cwd=cwd, env=service_env(database_url, **env),
                 stdout=subprocess.DEVNULL, stderr=log,
             )
         self.url = f"http://127.0.0.1:{self.port}"

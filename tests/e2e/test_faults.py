@@ -74,11 +74,12 @@ class Stack:
         self.sandbox = SandboxProcess(cwd=cwd, env=service_env(database_url, BILLING_WEBHOOK_SECRET=SECRET, **org),
                                       seed=SEED)
         exits.callback(self.sandbox.stop)
-        self.env = service_env(
-            database_url, GENESYS_ENVIRONMENT=self.sandbox.base_url, MEDIA_ALLOWED_HOSTS=MEDIA_HOST,
+        settings = dict(
+            GENESYS_ENVIRONMENT=self.sandbox.base_url, MEDIA_ALLOWED_HOSTS=MEDIA_HOST,
             BILLING_WEBHOOK_URL=f"{self.sandbox.base_url}/sandbox/billing", BILLING_WEBHOOK_SECRET=SECRET,
             BILLING_RETRY_SCHEDULE=RETRY_SCHEDULE, RECONCILE_ANALYTICS_LAG_S=str(ANALYTICS_LAG_S), **org)
-        self.web = Gunicorn(database_url, cwd, workers=2, env=self.env)
+        self.env = service_env(database_url, **settings)
+        self.web = Gunicorn(database_url, cwd, workers=2, **settings)
         exits.callback(self.web.stop)
         self.env["BILLING_SYNC_PUBLIC_URL"] = self.web.url
         # A short lease: a killed dispatcher's claimed rows come back within seconds.
