@@ -49,6 +49,9 @@ accesslog = os.environ.get("BILLING_SYNC_ACCESS_LOG") or None
 access_log_format = ('{"request_id": "%({x-request-id}o)s", "remote": "%(h)s", "request": "%(r)s", '
                      '"status": %(s)s, "bytes": %(B)s, "duration_us": %(D)s, "user_agent": "%(a)s"}')
 errorlog = "-"
+# gunicorn 27's control socket lives at one path per user ($HOME/.gunicorn/gunicorn.ctl), so
+# several masters on a host would share it; nothing here uses it (older releases ignore this).
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 

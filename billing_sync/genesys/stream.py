@@ -314,7 +314,9 @@ class NotificationStream:
                     return RENEWAL
                 timeout = min(2 * self.heartbeat_interval_s, seconds_to_renewal)
                 try:
-                    raw = await asyncio.wait_for(socket.recv(), timeout)
+                    # Not wait_for: on 3.11 it swallows a cancel that lands as a message arrives.
+                    async with asyncio.timeout(timeout):
+                        raw = await socket.recv()
                 except TimeoutError:
                     if (renew_at - self._now()).total_seconds() <= 0:
                         continue

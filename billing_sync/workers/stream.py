@@ -273,7 +273,10 @@ class StreamWorker:
     async def _refresh_forever(self, stream: NotificationStream) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._refresh_now.wait(), self._refresh_s)
+                # Not wait_for: on 3.11 it swallows a cancel that lands as the event is set, and
+                # stop() then waits for this task forever.
+                async with asyncio.timeout(self._refresh_s):
+                    await self._refresh_now.wait()
             except TimeoutError:
                 pass
             self._refresh_now.clear()

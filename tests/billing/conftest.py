@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
-import sys
 import threading
 import time
 from decimal import Decimal
@@ -23,13 +21,13 @@ from billing_sync.models import OutboxMessage
 from billing_sync.sandbox.testing import running_sandbox
 from billing_sync.workers.dispatcher import DispatchOptions, Dispatcher
 
-from ..conftest import RATE_ENV, WEBHOOK_PASSWORD, WEBHOOK_USER
+from ..conftest import WEBHOOK_PASSWORD, WEBHOOK_USER
+from ..e2e.conftest import BILLING_SYNC, service_env
 
 SECRET = "whsec_" + base64.b64encode(b"billing-sync-test-secret-32bytes").decode()
 NEXT_SECRET = "whsec_" + base64.b64encode(b"the-next-secret-after-rotation!!").decode()
 # Compressed: every retry 50 ms after the last, 40 attempts in all.
 FAST_SCHEDULE = (0.0, *([0.05] * 39))
-BILLING_SYNC = Path(sys.executable).with_name("billing-sync")
 
 
 @pytest.fixture
@@ -102,13 +100,8 @@ def run_until_settled(dispatch: Dispatcher, db, *, timeout_s: float = 60) -> Non
 
 
 def dispatcher_env(database_url: str, sink_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "GENESYS_", "DATABASE_URL"))}
-    env.update(DATABASE_URL=database_url, BILLING_SYNC_WEBHOOK_USERNAME=WEBHOOK_USER,
-               BILLING_SYNC_WEBHOOK_PASSWORD=WEBHOOK_PASSWORD, BILLING_WEBHOOK_URL=sink_url,
-               BILLING_WEBHOOK_SECRET=SECRET, BILLING_RETRY_SCHEDULE=",".join(map(str, FAST_SCHEDULE)),
-               LOG_LEVEL="WARNING", **RATE_ENV)
-    env.update(extra)
-    return env
+    return service_env(database_url, BILLING_WEBHOOK_URL=sink_url, BILLING_WEBHOOK_SECRET=SECRET,
+                       BILLING_RETRY_SCHEDULE=",".join(map(str, FAST_SCHEDULE)), **extra)
 
 
 def start_dispatcher(database_url: str, sink_url: str, cwd: Path, *args: str) -> subprocess.Popen:

@@ -13,7 +13,7 @@ from billing_sync.sandbox.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET
 
 from ..api.fuzzing import CONFIG, OPERATIONS, documented_operations, fuzz_operation, world  # noqa: F401 - fixture
 from ..control_fixtures import MEDIA_HOST
-from .conftest import Gunicorn, service_env
+from .conftest import Gunicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,9 @@ EXAMPLES_PER_OPERATION = 20
 
 @pytest.fixture
 def served(world, control_settings, sandbox, tmp_path):
-    env = service_env(control_settings.database_url, GENESYS_ENVIRONMENT=sandbox.base_url,
+    server = Gunicorn(control_settings.database_url, tmp_path, GENESYS_ENVIRONMENT=sandbox.base_url,
                       GENESYS_CLIENT_ID=TEST_CLIENT_ID, GENESYS_CLIENT_SECRET=TEST_CLIENT_SECRET,
                       MEDIA_ALLOWED_HOSTS=MEDIA_HOST)
-    server = Gunicorn(control_settings.database_url, tmp_path, env=env)
     yield server
     server.stop()
 

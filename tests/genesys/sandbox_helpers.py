@@ -55,13 +55,14 @@ class SandboxControl(ControlClient):
         super().__init__(sandbox.base_url)
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 5.0, what: str = "condition") -> None:
-    """Poll until `predicate()` holds; AssertionError naming `what` after `timeout_s`."""
+def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 5.0, what: str = "condition",
+               every_s: float = 0.02) -> None:
+    """Poll every `every_s` until `predicate()` holds; AssertionError naming `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 def client_for(sandbox, **options) -> GenesysClient:

@@ -315,6 +315,21 @@ def test_aclose_ends_a_waiting_iteration_and_stops_the_channel_tasks(open_stream
     assert streaming.sockets == {}
 
 
+def test_aclose_as_a_message_arrives_still_stops_the_channel_task(open_stream, streaming):
+    """The cancel and the message land in the same loop turn: the cancel must not be lost
+    (Python 3.11's wait_for returned the message instead, and the task read on until its
+    heartbeat watchdog fired, holding up aclose and the worker's shutdown)."""
+
+    async def scenario():
+        stream = open_stream([playback_topic("c-1")], heartbeat_interval_s=3600.0)
+        await next_event(stream, StreamConnected)
+        streaming.publish(playback_topic("c-1"), playback("c-1", 1))
+        await stream.aclose()
+        return [t for t in asyncio.all_tasks() if t.get_name() == "genesys-notification-channel"]
+
+    assert run(scenario()) == []
+
+
 @pytest.mark.parametrize("event_time", ["2026-11-24T02:28:05.000Z", 1795487285000])
 def test_transcription_time_may_be_iso_or_epoch_milliseconds(event_time):
     message = parse_message(json.dumps({"topicName": transcription_topic("c-1"), "eventBody": {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
@@ -16,10 +15,8 @@ from billing_sync.playback.rules import RuleSpec, create_rule
 from billing_sync.sandbox.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET
 
 from ..control_fixtures import MEDIA_HOST, OTHER_MEDIA
-from ..e2e.conftest import service_env
+from ..e2e.conftest import BILLING_SYNC, service_env
 from ..genesys.sandbox_helpers import wait_until
-
-BILLING_SYNC = [sys.executable, "-c", "from billing_sync.cli import main; main()"]
 
 
 def listener(db, shard="0/1"):
@@ -36,7 +33,7 @@ def test_the_listener_connects_and_stops_cleanly_on_sigterm(database_url, db, sa
                 api_key_id=row.id, actor="test", media=MediaPolicy((MEDIA_HOST,)))
     env = service_env(database_url, GENESYS_ENVIRONMENT=sandbox.base_url, GENESYS_CLIENT_ID=TEST_CLIENT_ID,
                       GENESYS_CLIENT_SECRET=TEST_CLIENT_SECRET, MEDIA_ALLOWED_HOSTS=MEDIA_HOST, LOG_LEVEL="INFO")
-    process = subprocess.Popen([*BILLING_SYNC, "stream", "--refresh-s", "0.2"], cwd=tmp_path, env=env,
+    process = subprocess.Popen([str(BILLING_SYNC), "stream", "--refresh-s", "0.2"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: process.poll() is not None or (listener(db) is not None and listener(db).state == "connected"),
@@ -56,14 +53,14 @@ def test_the_listener_connects_and_stops_cleanly_on_sigterm(database_url, db, sa
 
 
 def test_a_bad_shard_is_a_usage_error(database_url, tmp_path):
-    result = subprocess.run([*BILLING_SYNC, "stream", "--shard", "2/2"], cwd=tmp_path, env=service_env(database_url),
+    result = subprocess.run([str(BILLING_SYNC), "stream", "--shard", "2/2"], cwd=tmp_path, env=service_env(database_url),
                             capture_output=True, timeout=30)
     assert result.returncode == 2
     assert b"--shard" in result.stderr
 
 
 def test_without_genesys_credentials_it_says_which_setting(database_url, tmp_path):
-    result = subprocess.run([*BILLING_SYNC, "stream"], cwd=tmp_path, env=service_env(database_url),
+    result = subprocess.run([str(BILLING_SYNC), "stream"], cwd=tmp_path, env=service_env(database_url),
                             capture_output=True, timeout=30)
     assert result.returncode == 1
     assert b"GENESYS_CLIENT_ID" in result.stderr
