@@ -20,11 +20,12 @@ from sqlalchemy import func, select
 
 from billing_sync.genesys.client import GenesysClient
 from billing_sync.models import BillingRecord, Discrepancy, OutboxMessage, Playback, PlaybackEvent
+from billing_sync.stack.environment import free_port
 from billing_sync.sandbox.control_client import SandboxControl
 from billing_sync.sandbox.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET, running_sandbox
 
 from ..genesys.sandbox_helpers import wait_until
-from .conftest import free_port, service_env
+from .conftest import service_env
 
 pytestmark = pytest.mark.e2e
 SERVING = "serving until Ctrl-C"
