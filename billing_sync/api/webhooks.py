@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 
-from flask import request
+from flask import current_app, request
 from flask_smorest import abort
 from marshmallow import Schema, fields
 
@@ -33,7 +33,8 @@ class IngestResultSchema(Schema):
                    "or a JSON array of up to 500 of them",
     "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
 })
-@bp.response(200, IngestResultSchema)
+# Documented, not marshalled: the answer is two integers, written directly on the hot path.
+@bp.alt_response(200, schema=IngestResultSchema, success=True, description="OK")
 @bp.alt_response(400, description="Not JSON, or an event that does not match the contract")
 @bp.alt_response(401, description="Missing or wrong credentials")
 @bp.alt_response(413, description="Body over 1 MiB or batch over 500 events")
@@ -54,7 +55,8 @@ def receive_genesys_webhook():
     except PayloadError as error:
         abort(400, message=error.message, errors=error.errors)
     result = services().webhook_ingest.record(received)
-    return {"accepted": result.accepted, "duplicates": result.duplicates}
+    return current_app.response_class(
+        f'{{"accepted":{result.accepted},"duplicates":{result.duplicates}}}\n', mimetype="application/json")
 
 
 def _check_credentials() -> None:
