@@ -50,20 +50,19 @@ UPDATE audit_chain_head SET last_id = %(last_id)s, last_hash = %(last_hash)s WHE
 _PG_APPEND_CHAINED = """
 WITH RECURSIVE head AS (
   SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
-), given AS (
-  SELECT * FROM jsonb_to_recordset(%(entries)s::jsonb)
-    AS e(n int, actor text, action text, subject text, details jsonb, body_head text, body_tail text)
 ), chain AS (
   SELECT 0 AS n, last_id AS id, last_hash::text AS hash, NULL::text AS prev_hash FROM head
   UNION ALL
-  SELECT given.n, chain.id + 1,
-         encode(sha256(convert_to(chain.hash || given.body_head || (chain.id + 1) || given.body_tail, 'UTF8')), 'hex'),
-         chain.hash
-  FROM chain JOIN given ON given.n = chain.n + 1
+  SELECT n + 1, id + 1,
+         encode(sha256(convert_to(hash || (%(body_heads)s::text[])[n + 1] || (id + 1) || (%(body_tails)s::text[])[n + 1],
+                                  'UTF8')), 'hex'),
+         hash
+  FROM chain WHERE n < cardinality(%(body_heads)s::text[])
 ), entries AS (
   INSERT INTO audit_log (id, created_at, actor, action, subject, details, prev_hash, hash)
   SELECT chain.id, %(created_at)s, given.actor, given.action, given.subject, given.details, chain.prev_hash, chain.hash
-  FROM chain JOIN given USING (n)
+  FROM chain JOIN jsonb_to_recordset(%(entries)s::jsonb)
+                  AS given(n int, actor text, action text, subject text, details jsonb) USING (n)
 )
 UPDATE audit_chain_head SET last_id = last.id, last_hash = last.hash
 FROM (SELECT id, hash FROM chain ORDER BY n DESC LIMIT 1) AS last
@@ -146,13 +145,17 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
         append_many(connection, entries)
         return
     created_at = utcnow()
-    given = []
+    given, heads, tails = [], [], []
     for n, entry in enumerate(entries, start=1):
         details = json.loads(canonical_json(entry.details or {}))
         body_head, body_tail = _body_around_id(created_at, entry, details)
         given.append({"n": n, "actor": entry.actor, "action": entry.action, "subject": entry.subject,
-                      "details": details, "body_head": body_head, "body_tail": body_tail})
-    params = {"created_at": created_at, "entries": json.dumps(given, separators=(",", ":"))}
+                      "details": details})
+        heads.append(body_head)
+        tails.append(body_tail)
+    # The bodies as arrays: each step of the chain reads its own by position, not by a join.
+    params = {"created_at": created_at, "entries": json.dumps(given, separators=(",", ":")),
+              "body_heads": heads, "body_tails": tails}
     if not (at_commit and send_with_commit(connection, _PG_APPEND_CHAINED, params)):
         send_pending(connection)
         connection.connection.cursor().execute(_PG_APPEND_CHAINED, params)
