@@ -41,7 +41,7 @@ def make_settings(**values) -> Settings:
 
 
 TABLES = ("discrepancies", "analytics_conversations", "reconciliation_runs", "audit_log", "playback_events", "playbacks", "switch_rule_firings", "switch_rules",
-          "idempotency_keys", "stream_listeners", "api_keys")
+          "idempotency_keys", "stream_listeners", "api_keys", "delivery_counts")
 
 
 def pytest_report_header(config):

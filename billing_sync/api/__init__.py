@@ -7,7 +7,9 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from ..validation import first_error
-from . import audit, billing, health, playback_control, playbacks, reconciliations, stream_status, switch_rules, webhooks
+from . import (
+    audit, billing, health, metrics, playback_control, playbacks, reconciliations, stream_status, switch_rules, webhooks,
+)
 
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key from `billing-sync keys create`"},
@@ -48,6 +50,6 @@ def init_app(app: Flask) -> None:
         API_SPEC_OPTIONS={"components": {"securitySchemes": SECURITY_SCHEMES}},
     )
     api = ServiceApi(app)
-    for blueprint in (health.bp, webhooks.bp, playbacks.bp, billing.bp, playback_control.bp, switch_rules.bp,
+    for blueprint in (health.bp, metrics.bp, webhooks.bp, playbacks.bp, billing.bp, playback_control.bp, switch_rules.bp,
                       stream_status.bp, audit.bp, reconciliations.bp):
         api.register_blueprint(blueprint)

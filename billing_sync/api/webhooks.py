@@ -16,6 +16,7 @@ from marshmallow import Schema, fields
 
 from .. import services
 from ..genesys.payloads import BatchTooLarge, PayloadError, parse_deliveries
+from ..metrics.instruments import count_webhook_events
 from .blueprint import Blueprint
 
 bp = Blueprint("webhooks", __name__, description="Inbound Genesys Cloud webhooks")
@@ -55,6 +56,7 @@ def receive_genesys_webhook():
     except PayloadError as error:
         abort(400, message=error.message, errors=error.errors)
     result = services().webhook_ingest.record(received)
+    count_webhook_events(accepted=result.accepted, duplicates=result.duplicates)
     return current_app.response_class(
         f'{{"accepted":{result.accepted},"duplicates":{result.duplicates}}}\n', mimetype="application/json")
 

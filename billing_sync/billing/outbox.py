@@ -12,6 +12,7 @@ work of the one that took the row over.
 from __future__ import annotations
 
 import fcntl
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,9 +23,12 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from .. import audit
 from ..models import OutboxMessage, utcnow
+from .attempt_counts import add_attempts, answer_class
 from .retry import RetryPolicy
 
 MAX_ERROR_CHARS = 1024
+# A retry decision leaves the message pending; the attempt itself counts as a retry.
+_OUTCOME = {"delivered": "delivered", "pending": "retry", "dead": "dead"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +96,11 @@ def settle_attempts(connection: Connection, attempts: list[Attempt], *, owner: s
     """
     now = now or utcnow()
     delivered, dead, retries = [], [], []
+    outcomes: Counter[tuple[str, str]] = Counter()
     for attempt in attempts:
         count = attempt.message.attempts + 1
         decision = policy.decide(status=attempt.status, attempts=count, retry_after_s=attempt.retry_after_s)
+        outcomes[_OUTCOME[decision.status], answer_class(attempt.status)] += 1
         if decision.status == "delivered":
             delivered.append(attempt)
         elif decision.status == "dead":
@@ -123,6 +129,8 @@ def settle_attempts(connection: Connection, attempts: list[Attempt], *, owner: s
                      details={"outbox_id": attempt.message.id, "webhook_id": attempt.message.message_id,
                               "attempts": attempt.message.attempts + 1, "last_status": attempt.status,
                               "last_error": _error(attempt)})
+    # Every POST made counts, even one whose lease was lost meanwhile: it reached the billing system.
+    add_attempts(connection, outcomes)
     return {"delivered": len(done), "dead": len(gone), "retry": len(retries)}
 
 

@@ -3,7 +3,9 @@
 from .api_key import ROLES, ApiKey
 from .audit import AuditChainHead, AuditEntry
 from .base import Base, utcnow
-from .billing import OUTBOX_STATUSES, RECORD_KINDS, BillingRecord, OutboxMessage
+from .billing import (
+    DELIVERY_ANSWERS, DELIVERY_OUTCOMES, OUTBOX_STATUSES, RECORD_KINDS, BillingRecord, DeliveryCount, OutboxMessage,
+)
 from .idempotency import IdempotencyRecord
 from .stream import StreamListener
 from .switch_rule import SwitchRule, SwitchRuleFiring
@@ -24,6 +26,9 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BillingRecord",
+    "DELIVERY_ANSWERS",
+    "DELIVERY_OUTCOMES",
+    "DeliveryCount",
     "OUTBOX_STATUSES",
     "OutboxMessage",
     "RECORD_KINDS",

@@ -11,6 +11,9 @@ from .base import Base, BigId, utcnow
 
 RECORD_KINDS = ("charge", "adjustment", "reversal")
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
+# What became of a delivery attempt, and what the billing system answered ("none": no answer).
+DELIVERY_OUTCOMES = ("delivered", "retry", "dead")
+DELIVERY_ANSWERS = ("2xx", "3xx", "4xx", "5xx", "none")
 
 
 class BillingRecord(Base):
@@ -74,3 +77,17 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryCount(Base):
+    """How many delivery attempts ended in `outcome` with `answer`, over every dispatcher on any host.
+
+    Incremented in the transaction that settles the attempts, so /metrics reads exact
+    totals with one tiny query wherever the dispatchers run.
+    """
+
+    __tablename__ = "delivery_counts"
+
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    answer: Mapped[str] = mapped_column(String(8), primary_key=True)
+    attempts: Mapped[int] = mapped_column(BigInteger)

@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,9 @@ DEFAULT_REFRESH_S = 2.0
 # How long a conversation stays subscribed after it stopped qualifying: the next playback's
 # row may not be written yet when the last one ends (a switch), and late events still come.
 DEFAULT_LINGER_S = 30.0
+# The shard's row is rewritten at least this often, so its `updated_at` (and /metrics) tells a live
+# listener from one that was killed without a word.
+KEEP_ALIVE_S = 30.0
 # Not terminal; IN (not NOT IN) so the state index serves the query.
 ACTIVE_STATES = ("requested", "started", "progress")
 log = get_logger("billing_sync.workers.stream")
@@ -124,16 +128,32 @@ class ListenerState:
             "started_at": utcnow(),
         }
         self.channels: set[str | None] = set()
+        self._written_at = time.monotonic()
+        # One write at a time, each of the row as it is then: a keep-alive never lands after a newer state.
+        self._lock = threading.Lock()
 
     def change(self, **values: Any) -> None:
-        self.row.update(values)
-        self.row["channels_connected"] = len(self.channels)
-        if self.row["state"] not in ("stopped", "failed"):
-            self.row["state"] = self._connection_state()
-        log.info("stream.state", **{k: self.row[k] for k in ("shard", "state", "channels_connected", "topics",
-                                                             "connects", "disconnects", "last_reason")})
+        with self._lock:
+            self.row.update(values)
+            self.row["channels_connected"] = len(self.channels)
+            if self.row["state"] not in ("stopped", "failed"):
+                self.row["state"] = self._connection_state()
+            log.info("stream.state", **{k: self.row[k] for k in ("shard", "state", "channels_connected", "topics",
+                                                                 "connects", "disconnects", "last_reason")})
+            self._write()
+
+    def keep_alive_due(self, every_s: float) -> bool:
+        return time.monotonic() - self._written_at >= every_s
+
+    def keep_alive(self) -> None:
+        """Write the row again unchanged: a fresh `updated_at` says the shard is alive (a killed one stops)."""
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
         with self._db.write() as session:
             session.merge(StreamListener(**self.row, updated_at=utcnow()))
+        self._written_at = time.monotonic()
 
     def _connection_state(self) -> str:
         if self.row["topics"] == 0:
@@ -149,7 +169,7 @@ class StreamWorker:
     def __init__(
         self, db: Database, genesys: GenesysClient, switcher: Switcher, *, shard: Shard = Shard(),
         refresh_s: float = DEFAULT_REFRESH_S, linger_s: float = DEFAULT_LINGER_S,
-        stream_options: dict[str, Any] | None = None,
+        keep_alive_s: float = KEEP_ALIVE_S, stream_options: dict[str, Any] | None = None,
     ) -> None:
         self._db = db
         self._genesys = genesys
@@ -157,6 +177,7 @@ class StreamWorker:
         self.shard = shard
         self._refresh_s = refresh_s
         self._linger_s = linger_s
+        self._keep_alive_s = keep_alive_s
         # Conversations no longer qualifying, and when (loop time) they stop being watched.
         self._lingering: dict[str, float] = {}
         self._watched: set[str] = set()
@@ -257,6 +278,8 @@ class StreamWorker:
                 pass
             self._refresh_now.clear()
             try:
+                if self.state.keep_alive_due(self._keep_alive_s):
+                    await asyncio.to_thread(self.state.keep_alive)
                 await self._refresh(stream)
             except (GenesysError, OSError) as error:
                 log.warning("stream.topics_not_updated", error=str(error)[:300])

@@ -31,7 +31,8 @@ def free_port() -> int:
 
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BILLING_", "GENESYS_", "DATABASE_URL"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BILLING_", "GENESYS_", "DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR"))}
     env.update(
         DATABASE_URL=database_url,
         BILLING_SYNC_WEBHOOK_USERNAME=WEBHOOK_USER,
@@ -44,12 +45,12 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class Gunicorn:
-    def __init__(self, database_url: str, cwd: Path, workers: int = 2) -> None:
+    def __init__(self, database_url: str, cwd: Path, workers: int = 2, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             gunicorn_command("--workers", str(workers), "--bind", f"127.0.0.1:{self.port}"),
-            cwd=cwd, env=service_env(database_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=cwd, env=service_env(database_url, **env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self.wait_ready()
 

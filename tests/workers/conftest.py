@@ -11,7 +11,7 @@ from billing_sync.genesys.client import GenesysClient
 from billing_sync.playback.control import PlaybackControl
 from billing_sync.playback.media import MediaPolicy
 from billing_sync.playback.switching import Switcher
-from billing_sync.workers.stream import Shard, StreamWorker
+from billing_sync.workers.stream import KEEP_ALIVE_S, Shard, StreamWorker
 
 from ..control_fixtures import HEARTBEAT_S
 
@@ -43,11 +43,12 @@ def start_worker(control_app, control_settings):
     """start_worker(shard=Shard(), **client_options) → a running StreamWorker sharing the app's database."""
     running: list[tuple[WorkerThread, GenesysClient]] = []
 
-    def start(shard: Shard = Shard(), **client_options) -> StreamWorker:
+    def start(shard: Shard = Shard(), keep_alive_s: float = KEEP_ALIVE_S, **client_options) -> StreamWorker:
         db = control_app.extensions["billing_sync"].db
         genesys = GenesysClient.from_settings(control_settings, **client_options)
         control = PlaybackControl(db, lambda: genesys, MediaPolicy.from_settings(control_settings))
         worker = StreamWorker(db, genesys, Switcher(db, control), shard=shard, refresh_s=0.1, linger_s=0.3,
+                              keep_alive_s=keep_alive_s,
                               stream_options={"heartbeat_interval_s": HEARTBEAT_S,
                                               "reconnect_backoff_base_s": 0.05, "reconnect_backoff_cap_s": 0.5})
         thread = WorkerThread(worker)

@@ -6,18 +6,19 @@ DTMF and keyword exactly once per cooldown, and survival of drops and socket_clo
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from billing_sync.genesys.events import dtmf_topic, playback_topic, transcription_topic
-from billing_sync.models import AuditEntry, Playback, PlaybackEvent, SwitchRuleFiring, utcnow
+from billing_sync.models import AuditEntry, Playback, PlaybackEvent, StreamListener, SwitchRuleFiring, utcnow
 from billing_sync.playback import switching
 from billing_sync.workers.stream import Shard, watched_conversations
 
 from ..control_fixtures import LONG_MEDIA, OTHER_MEDIA, SHORT_MEDIA
 from ..genesys.sandbox_helpers import wait_until
+from ..metrics.conftest import scrape
 
 PLAY = "/api/v1/conversations/{}/playbacks"
 WAIT_S = 10
@@ -230,3 +231,25 @@ def test_shards_split_the_conversations(db, calls, control_client, admin):
 def test_bad_shards_are_refused(text):
     with pytest.raises(ValueError, match="shard"):
         Shard.parse(text)
+
+
+def test_a_quiet_listener_keeps_its_row_fresh_for_metrics(start_worker, control_app, control_client):
+    start_worker(keep_alive_s=0.1)
+    db = control_app.extensions["billing_sync"].db
+    seen: dict[tuple, set] = {}
+
+    def rewritten_unchanged() -> bool:
+        with db.read() as session:
+            row = session.scalar(select(StreamListener))
+        if row is None:
+            return False
+        same = (row.state, row.topics, row.connects, row.disconnects, row.channels_connected)
+        seen.setdefault(same, set()).add(row.updated_at)
+        return len(seen[same]) >= 3
+
+    wait_until(rewritten_unchanged, timeout_s=WAIT_S, what="keep-alive writes of an unchanged row")
+    with db.read() as session:
+        row = session.scalar(select(StreamListener))
+    updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    metrics = scrape(control_client)
+    assert metrics.value("billing_sync_stream_listener_updated_timestamp_seconds", shard="0/1") >= updated.timestamp()
