@@ -50,7 +50,6 @@ UNION ALL
 SELECT 'record', idempotency_key, id FROM records
 """
 
-# A statement of its own, after the inserts: it sees rows other writers committed meanwhile.
 _PG_LOCK_PLAYBACKS = f"""
 SELECT id, playback_id, conversation_id, {", ".join(PLAYBACK_STATE_COLUMNS)}
 FROM playbacks WHERE playback_id = ANY(%(playback_ids)s) ORDER BY id FOR UPDATE
@@ -97,20 +96,19 @@ def write_first(
     """Insert the new events and playbacks, charge the playbacks created (`charges` are their
     would-be charges), and lock the playbacks that already existed.
 
-    On PostgreSQL that is one round trip.
+    On PostgreSQL the inserts are one round trip, and the lock one more only when some
+    playbacks already existed (rows just created are ours already: no lock to write).
     """
     if not _is_postgres(connection):
         return _write_first_sqlite(connection, events, playbacks, charges, source=source, now=now)
     driver = connection.connection.driver_connection
-    # A pipeline: both statements (and the BEGIN before them) in one round trip, each prepared once.
+    # A pipeline: the BEGIN and the statement in one round trip; the statement prepared once.
     with driver.pipeline():
         first = driver.cursor()
         first.execute(_PG_FIRST_WRITE, {
             "events": rows_json(events), "playbacks": rows_json(playbacks), "source": source, "now": now,
             "records": records.pg_records_json(charges),
         })
-        locked = driver.cursor()
-        locked.execute(_PG_LOCK_PLAYBACKS, {"playback_ids": [row["playback_id"] for row in playbacks]})
     written = FirstWrite()
     for kind, key, record_id in first.fetchall():
         if kind == "event":
@@ -120,8 +118,19 @@ def write_first(
         else:
             written.charged.append((record_id, key))
     written.charged.sort()
-    written.existing = [row for row in _named_rows(locked) if row.playback_id not in written.created]
+    others = _known_with_new_events(events, written)
+    if others:
+        # A statement of its own, after the inserts: it sees rows other writers committed meanwhile.
+        locked = driver.cursor()
+        locked.execute(_PG_LOCK_PLAYBACKS, {"playback_ids": others})
+        written.existing = _named_rows(locked)
     return written
+
+
+def _known_with_new_events(events: list[dict], written: FirstWrite) -> list[str]:
+    """The playbacks that existed before and got new events: the ones to lock and fold into."""
+    return sorted({row["playback_id"] for row in events if row["source_event_id"] in written.inserted}
+                  - written.created)
 
 
 def _named_rows(cursor) -> list:
@@ -133,7 +142,7 @@ def _write_first_sqlite(connection, events, playbacks, charges, *, source, now) 
     inserted, created = insert_new(connection, events, playbacks, source=source, now=now)
     written = FirstWrite(inserted=inserted, created=created)
     written.charged = records.insert_records(connection, [row for row in charges if row["playback_id"] in created])
-    others = sorted({row["playback_id"] for row in playbacks} - created)
+    others = _known_with_new_events(events, written)
     if others:
         written.existing = list(connection.execute(_SELECT_PLAYBACKS, {"playback_ids": others}))
     return written
