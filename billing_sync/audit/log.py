@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -54,10 +55,10 @@ WITH RECURSIVE head AS (
   SELECT 0 AS n, last_id AS id, last_hash::text AS hash, NULL::text AS prev_hash FROM head
   UNION ALL
   SELECT n + 1, id + 1,
-         encode(sha256(convert_to(hash || (%(body_heads)s::text[])[n + 1] || (id + 1) || (%(body_tails)s::text[])[n + 1],
+         encode(sha256(convert_to(hash || (%(body_heads)s::jsonb ->> n) || (id + 1) || (%(body_tails)s::jsonb ->> n),
                                   'UTF8')), 'hex'),
          hash
-  FROM chain WHERE n < cardinality(%(body_heads)s::text[])
+  FROM chain WHERE n < jsonb_array_length(%(body_heads)s::jsonb)
 ), entries AS (
   INSERT INTO audit_log (id, created_at, actor, action, subject, details, prev_hash, hash)
   SELECT chain.id, %(created_at)s, given.actor, given.action, given.subject, given.details, chain.prev_hash, chain.hash
@@ -153,9 +154,9 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
                       "details": details})
         heads.append(body_head)
         tails.append(body_tail)
-    # The bodies as arrays: each step of the chain reads its own by position, not by a join.
+    # The bodies as arrays (jsonb: dumped in C): each step of the chain reads its own by position.
     params = {"created_at": created_at, "entries": json.dumps(given, separators=(",", ":")),
-              "body_heads": heads, "body_tails": tails}
+              "body_heads": Jsonb(heads), "body_tails": Jsonb(tails)}
     if not (at_commit and send_with_commit(connection, _PG_APPEND_CHAINED, params)):
         send_pending(connection)
         connection.connection.cursor().execute(_PG_APPEND_CHAINED, params)
