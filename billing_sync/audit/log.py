@@ -8,7 +8,8 @@ the caller commits: append audit entries last in a unit of work.
 
 Entries appended together cost one lock, one insert and one head update however many
 there are; on PostgreSQL the insert and the update are one statement, sent straight to
-the driver (ingest appends an entry for every charge, inside the lock every writer queues on).
+the driver, and `append_chained` has the server compute the hashes too, so the lock every
+writer queues on is held for no round trip (ingest appends an entry for every charge).
 """
 
 from __future__ import annotations
@@ -135,10 +136,10 @@ def append_many(session: Session | Connection, entries: Sequence[NewEntry]) -> l
 def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_commit: bool = False) -> None:
     """Chain these entries like `append_many`, the hashing done by PostgreSQL in one statement.
 
-    The head is locked by that statement alone, so with `at_commit` (see `append_many`) it
-    is held only while the server runs it and commits: no round trip to us in between (the
-    statement rides with the COMMIT when the transaction allows it, see `db.send_with_commit`;
-    a later append in the same transaction still sees it). Other databases get `append_many`.
+    The head is locked by that statement alone, so with `at_commit` it is held only while
+    the server runs it and commits: no round trip to us in between (the statement rides with
+    the COMMIT when the transaction allows it, see `db.send_with_commit`; a later append in
+    the same transaction still sees it). Other databases get `append_many`.
     """
     if not entries:
         return
@@ -174,6 +175,8 @@ def _body_around_id(created_at: datetime, entry: NewEntry, details: dict) -> tup
     })
     # Keys sort as action, actor, created_at, details, id, subject: the last "id" is the entry's own.
     before, mark, after = body.rpartition('"id":0,"subject":')
+    if not mark:
+        raise ValueError(f"no id in the canonical JSON of {entry!r}")
     return before + '"id":', ',"subject":' + after
 
 
