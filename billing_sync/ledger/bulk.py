@@ -65,6 +65,13 @@ _SELECT_PLAYBACKS = (
     .order_by(Playback.id)
 )
 
+# Built once: SQLAlchemy compiles and caches them instead of building a statement per call.
+_KNOWN_EVENTS = select(PlaybackEvent.source_event_id).where(
+    PlaybackEvent.source == bindparam("source"), PlaybackEvent.source_event_id.in_(bindparam("keys", expanding=True)))
+_KNOWN_PLAYBACKS = select(Playback.playback_id).where(Playback.playback_id.in_(bindparam("keys", expanding=True)))
+_INSERT_EVENTS = insert(PlaybackEvent)
+_INSERT_PLAYBACKS = insert(Playback)
+
 _PG_UPDATE_PLAYBACKS = """
 UPDATE playbacks SET state = p.state, last_sequence = p.last_sequence, duration_ms = p.duration_ms,
        media_url = p.media_url, started_at = p.started_at, ended_at = p.ended_at, updated_at = %(now)s
@@ -156,20 +163,21 @@ def insert_new(
     `playbacks` are already folded from their events: a playback not yet in the ledger
     cannot have events in it either, since both are written in one transaction.
     """
+    known_events = set(connection.scalars(_KNOWN_EVENTS, {"source": source, "keys": [e["source_event_id"] for e in events]}))
+    known_playbacks = set(connection.scalars(_KNOWN_PLAYBACKS, {"keys": [p["playback_id"] for p in playbacks]}))
     return (
-        _insert_unknown(connection, PlaybackEvent, "source_event_id", events,
-                        {"source": source, "received_at": now}, PlaybackEvent.source == source),
-        _insert_unknown(connection, Playback, "playback_id", playbacks, {"created_at": now, "updated_at": now}),
+        _insert_fresh(connection, _INSERT_EVENTS, "source_event_id", events, known_events,
+                      {"source": source, "received_at": now}),
+        _insert_fresh(connection, _INSERT_PLAYBACKS, "playback_id", playbacks, known_playbacks,
+                      {"created_at": now, "updated_at": now}),
     )
 
 
-def _insert_unknown(connection: Connection, model, key: str, rows: list[dict], extra: dict, *where) -> set[str]:
-    """SQLite: insert the rows whose `key` is not in the table yet (writers are serialised)."""
-    column = getattr(model, key)
-    known = set(connection.scalars(select(column).where(column.in_([row[key] for row in rows]), *where)))
+def _insert_fresh(connection: Connection, statement, key: str, rows: list[dict], known: set, extra: dict) -> set[str]:
+    """SQLite: insert the rows whose `key` is not known yet (writers are serialised)."""
     fresh = [row | extra for row in rows if row[key] not in known]
     if fresh:
-        connection.execute(insert(model), fresh)
+        connection.execute(statement, fresh)
     return {row[key] for row in fresh}
 
 

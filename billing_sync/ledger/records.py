@@ -16,7 +16,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from .. import audit
 from ..db import rows_json
@@ -27,6 +27,12 @@ CHARGEABLE_STATES = frozenset({"completed", "stopped"})
 CHARGE_CAUSE = "terminal"
 EVENT_TYPE = "billing.record.created"
 _ID_PLACEHOLDER = '"data":{"id":0,'
+
+# SQLite (PostgreSQL gets `_PG_RECORD_CTES`), built once so SQLAlchemy compiles them once.
+_SQLITE_INSERT_RECORDS = (sqlite.insert(BillingRecord)
+                          .on_conflict_do_nothing(index_elements=["playback_id", "kind", "cause"])
+                          .returning(BillingRecord.id, BillingRecord.idempotency_key))
+_INSERT_MESSAGES = insert(OutboxMessage)
 
 _PG_RECORD_CTES = """given_records AS (
   SELECT * FROM jsonb_to_recordset(%(records)s::jsonb)
@@ -229,13 +235,11 @@ def _audit_details(row: dict) -> dict:
 
 
 def _insert_with_messages(connection: Connection, rows: list[dict]) -> list[tuple[int, str]]:
+    """SQLite: the records whose key is not taken yet, then their outbox rows."""
     by_key = {row["idempotency_key"]: row for row in rows}
-    statement = (_dialect_insert(connection, BillingRecord)
-                 .on_conflict_do_nothing(index_elements=["playback_id", "kind", "cause"])
-                 .returning(BillingRecord.id, BillingRecord.idempotency_key))
-    created = sorted((record_id, key) for record_id, key in connection.execute(statement, rows))
+    created = sorted((record_id, key) for record_id, key in connection.execute(_SQLITE_INSERT_RECORDS, rows))
     if created:
-        connection.execute(insert(OutboxMessage), [_message(record_id, by_key[key]) for record_id, key in created])
+        connection.execute(_INSERT_MESSAGES, [_message(record_id, by_key[key]) for record_id, key in created])
     return created
 
 
@@ -264,10 +268,6 @@ def webhook_body_around_id(row: dict) -> tuple[str, str]:
     body = webhook_body(record_json(SimpleNamespace(id=0, **row)))
     head, tail = body.split(_ID_PLACEHOLDER, 1)  # "type" and "timestamp" come first and cannot hold it
     return head + '"data":{"id":', "," + tail
-
-
-def _dialect_insert(connection: Connection, model):
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(model)
 
 
 def _iso(value: datetime) -> str:
