@@ -8,8 +8,9 @@ rows in the same order dumped three ways, each as its own process:
   PostgreSQL     `psql -c "COPY (SELECT ...) TO STDOUT WITH CSV"` into a file
   SQLite         the `sqlite3` command-line shell, `.mode csv`, into a file
 
-Wall time and peak RSS (the child's own, from wait4) are reported as medians. Results
-print as a table and go to bench-results/export.json.
+Wall time (median), peak RSS and CPU time (the child's own, from wait4; for psql that
+leaves out the server's) are reported. Results print as a table and go to
+bench-results/export.json.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def run_measured(argv: list[str], out: Path, env: dict | None = None) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
     process.stderr.close()
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime}
 
 
 def count_lines(path: Path) -> int:
@@ -123,6 +124,8 @@ def measure(kind: str, url: str, workdir: Path, rows: int, repeats: int) -> dict
         raise RuntimeError(f"{kind}: row counts differ: {lines}, expected {rows}")
     summary = {name: {"seconds": round(statistics.median(r["seconds"] for r in results), 2),
                       "peak_rss_mb": round(max(r["peak_rss_mb"] for r in results), 1),
+                      # the process's own CPU (for psql, not the server's)
+                      "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in results), 2),
                       "all_seconds": [round(r["seconds"], 2) for r in results]}
                for name, results in runs.items()}
     summary["ratio"] = round(summary["billing-sync"]["seconds"] / summary["database"]["seconds"], 2)
@@ -135,14 +138,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), default=None)
     parser.add_argument("--postgres", default=os.environ.get("BILLING_SYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
     kinds = []
-    if shutil.which("sqlite3"):
-        kinds.append("sqlite")
-    else:
-        print("the sqlite3 command-line shell is not installed: SQLite skipped", file=sys.stderr)
-    if postgres_reachable(args.postgres):
+    if args.only != "postgresql":
+        if shutil.which("sqlite3"):
+            kinds.append("sqlite")
+        else:
+            print("the sqlite3 command-line shell is not installed: SQLite skipped", file=sys.stderr)
+    if args.only != "sqlite" and postgres_reachable(args.postgres):
         if shutil.which("psql"):
             kinds.append("postgresql")
         else:

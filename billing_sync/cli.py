@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 from datetime import UTC
@@ -23,12 +24,32 @@ def _app_for_cli() -> Flask:
         raise click.ClickException(f"configuration: {error}") from None
 
 
+# Commands kept in their own modules, imported only when they run (or help lists them):
+# `billing-sync export` need not load the sandbox org.
+_COMMANDS_ELSEWHERE = {
+    "audit": ("billing_sync.audit.cli", "audit_group"),
+    "export": ("billing_sync.audit.cli", "export_command"),
+    "genesys": ("billing_sync.genesys.cli", "genesys_group"),
+    "sandbox": ("billing_sync.sandbox.cli", "sandbox_command"),
+    "run": ("billing_sync.stack.cli", "run_command"),
+}
+
+
 class _Group(FlaskGroup):
     """Flask's CLI group without Flask's own options: the app is always billing-sync's."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.params = [p for p in self.params if p.name not in ("env_file", "app", "debug")]
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS_ELSEWHERE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS_ELSEWHERE:
+            module, name = _COMMANDS_ELSEWHERE[cmd_name]
+            return getattr(importlib.import_module(module), name)
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=_Group, create_app=_app_for_cli, add_default_commands=False,
@@ -167,9 +188,13 @@ def reconcile_command(since, until, grace_s: int | None) -> None:
     from .ledger.rating import Tariff
     from .reconcile import Rules, reconcile
 
+    from .reconcile.bounds import WindowError, check_window
+
     since, until = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
-    if since >= until:
-        raise click.UsageError("--since must be before --until")
+    try:
+        check_window(since, until)
+    except WindowError as error:
+        raise click.UsageError(f"--since/--until: {error}") from None
     settings, db = services().settings, services().db
     try:
         genesys = GenesysClient.from_settings(settings)
@@ -184,17 +209,3 @@ def reconcile_command(since, until, grace_s: int | None) -> None:
     for kind, by_status in result.counts.items():
         click.echo(f"{kind}: " + ", ".join(f"{n} {status}" for status, n in by_status.items()))
     click.echo(f"reconciliation {result.run_id}: {result.charged} charged, {result.adjusted} adjusted")
-
-
-def _register_subcommands() -> None:
-    from .audit.cli import audit_group, export_command
-    from .genesys.cli import genesys_group
-    from .sandbox.cli import sandbox_command
-
-    main.add_command(audit_group)
-    main.add_command(export_command)
-    main.add_command(genesys_group)
-    main.add_command(sandbox_command, "sandbox")
-
-
-_register_subcommands()

@@ -14,7 +14,7 @@ BEARER_DOC = {"security": [{"bearerAuth": []}]}
 
 
 def require_role(role: str):
-    """Allow the view only to callers whose key has `role` or a higher one."""
+    """Allow the view only to callers whose key has `role` or a higher one (documented by the route)."""
 
     def decorate(view):
         @wraps(view)
@@ -25,6 +25,7 @@ def require_role(role: str):
             g.caller = caller
             return view(*args, **kwargs)
 
+        guarded.required_role = role
         return guarded
 
     return decorate

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from .. import services
 from ..billing import outbox, queries
 from ..models import OUTBOX_STATUSES, RECORD_KINDS, OutboxMessage
+from ..validation import Instant
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
 from .pagination import PageArgs, check_window, decode_cursor, page_answer, page_schema
@@ -21,8 +22,8 @@ class RecordFilterArgs(PageArgs):
     playback_id = fields.String(validate=validate.Length(min=1, max=64))
     conversation_id = fields.String(validate=validate.Length(min=1, max=64))
     kind = fields.String(validate=validate.OneOf(RECORD_KINDS))
-    since = fields.AwareDateTime(metadata={"description": "created at or after (ISO 8601 with offset)"})
-    until = fields.AwareDateTime(metadata={"description": "created before"})
+    since = Instant(metadata={"description": "created at or after (ISO 8601 with offset)"})
+    until = Instant(metadata={"description": "created before"})
 
 
 class OutboxFilterArgs(PageArgs):
@@ -93,7 +94,7 @@ def list_outbox(args):
     return page_answer(page.items, page.last_id, page.more)
 
 
-@bp.route("/outbox/<int:outbox_id>/replay", methods=["POST"])
+@bp.route("/outbox/<id:outbox_id>/replay", methods=["POST"])
 @bp.doc(**BEARER_DOC)
 @require_role("admin")
 @bp.response(200, OutboxMessageSchema)

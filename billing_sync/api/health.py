@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from .. import schema, services
+from .blueprint import Blueprint
 
 bp = Blueprint("health", __name__, description="Liveness and readiness")
 
 
+class LivenessSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "`ok`"})
+
+
+class MigrationsSchema(Schema):
+    current = fields.String(required=True, allow_none=True, metadata={"description": "null before the first"})
+    head = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "`ready` or `unavailable`"})
+    database = fields.String(required=True, metadata={"description": "`ok`, or the error that reaching it raised"})
+    migrations = fields.Nested(MigrationsSchema, required=True, allow_none=True)
+
+
 @bp.route("/healthz")
-@bp.response(200)
+@bp.response(200, LivenessSchema)
 def healthz():
     """The process is up."""
     return {"status": "ok"}
 
 
 @bp.route("/readyz")
-@bp.response(200)
-@bp.alt_response(503, description="Database unreachable or migrations not at head")
+@bp.response(200, ReadinessSchema)
+@bp.alt_response(503, schema=ReadinessSchema, description="Database unreachable or migrations not at head")
 def readyz():
     """The database answers and its schema is at the migrations' head."""
     db = services().db

@@ -21,11 +21,16 @@ bp = Blueprint("playback_control", __name__, url_prefix="/api/v1/conversations",
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_CONVERSATION_ID = re.compile(r"^[^/\s]{1,64}$")
+_CONVERSATION_ID = re.compile(r"^[^/\s\x00]{1,64}$")
 IDEMPOTENCY_DOC = {"parameters": [{
-    "in": "header", "name": IDEMPOTENCY_HEADER, "required": False, "schema": {"type": "string", "maxLength": 255},
+    "in": "header", "name": IDEMPOTENCY_HEADER, "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": _KEY.pattern},
     "description": "a retry with the same key (within 24 h) gets the first answer and plays nothing new",
 }]}
+CONVERSATION_PARAMETER = [{
+    "in": "path", "name": "conversation_id", "description": "the Genesys Cloud conversation (call) id",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": _CONVERSATION_ID.pattern},
+}]
 ERRORS_DOC = {
     400: "Invalid body, or a media URL that breaks a rule (the message names it)",
     404: "Genesys Cloud knows no such conversation (or, for stop, nothing is playing)",
@@ -72,7 +77,7 @@ def _document_errors(view):
     return view
 
 
-@bp.route("/<string:conversation_id>/playbacks", methods=["POST"])
+@bp.route("/<string:conversation_id>/playbacks", methods=["POST"], parameters=CONVERSATION_PARAMETER)
 @bp.doc(**BEARER_DOC, **IDEMPOTENCY_DOC)
 @require_role("admin")
 @bp.arguments(PlayArgs)
@@ -88,7 +93,7 @@ def start_playback(args, conversation_id: str):
     return started, _headers(replayed, started.playback_id)
 
 
-@bp.route("/<string:conversation_id>/playbacks/stop", methods=["POST"])
+@bp.route("/<string:conversation_id>/playbacks/stop", methods=["POST"], parameters=CONVERSATION_PARAMETER)
 @bp.doc(**BEARER_DOC)
 @require_role("admin")
 @bp.response(200, StoppedSchema)
@@ -102,7 +107,7 @@ def stop_playback(conversation_id: str):
         abort_for(error)
 
 
-@bp.route("/<string:conversation_id>/playbacks/switch", methods=["POST"])
+@bp.route("/<string:conversation_id>/playbacks/switch", methods=["POST"], parameters=CONVERSATION_PARAMETER)
 @bp.doc(**BEARER_DOC, **IDEMPOTENCY_DOC)
 @require_role("admin")
 @bp.arguments(PlayArgs)

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from .. import services
 from ..ledger import queries
 from ..ledger.events import SOURCES, STATES
+from ..validation import Instant
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
 from .pagination import PageArgs, check_window, decode_cursor, page_answer, page_schema
@@ -19,8 +20,8 @@ PLAYBACK_STATES = ("requested", *STATES)
 class PlaybackFilterArgs(PageArgs):
     conversation_id = fields.String(validate=validate.Length(min=1, max=64))
     state = fields.String(validate=validate.OneOf(PLAYBACK_STATES))
-    since = fields.AwareDateTime(metadata={"description": "started at or after (ISO 8601 with offset)"})
-    until = fields.AwareDateTime(metadata={"description": "started before"})
+    since = Instant(metadata={"description": "started at or after (ISO 8601 with offset)"})
+    until = Instant(metadata={"description": "started before"})
 
 
 class EventSchema(Schema):
@@ -69,7 +70,7 @@ def list_playbacks(args):
     return page_answer(page.items, page.last_id, page.more)
 
 
-@bp.route("/<string:playback_id>")
+@bp.route("/<text_id:playback_id>")
 @bp.doc(**BEARER_DOC)
 @require_role("viewer")
 @bp.response(200, PlaybackSchema)

@@ -12,8 +12,10 @@ from ..genesys.errors import GenesysError
 from ..ledger.rating import Tariff
 from ..models import DISCREPANCY_KINDS, DISCREPANCY_STATUSES
 from ..reconcile import Rules, reconcile
+from ..reconcile.bounds import WindowError, check_window
 from ..reconcile.queries import list_discrepancies, run_json
 from ..reconcile.report import GRANULARITIES, ReportError, buckets, completion_report
+from ..validation import Instant
 from .auth import BEARER_DOC, require_role
 from .blueprint import Blueprint
 from .pagination import PageArgs, decode_cursor, page_answer, page_schema
@@ -22,8 +24,8 @@ bp = Blueprint("reconciliations", __name__, url_prefix="/api/v1", description="R
 
 
 class RunArgs(Schema):
-    since = fields.AwareDateTime(required=True, metadata={"description": "window start (ISO 8601 with offset)"})
-    until = fields.AwareDateTime(required=True, metadata={"description": "window end, exclusive"})
+    since = Instant(required=True, metadata={"description": "window start (ISO 8601 with offset)"})
+    until = Instant(required=True, metadata={"description": "window end, exclusive"})
     grace_s = fields.Integer(validate=validate.Range(min=0, max=30 * 86400),
                              metadata={"description": "seconds after its end before a missing webhook counts"})
 
@@ -79,8 +81,8 @@ DiscrepancyPageSchema = page_schema("DiscrepancyPage", DiscrepancySchema)
 
 
 class CompletionArgs(Schema):
-    since = fields.AwareDateTime(required=True)
-    until = fields.AwareDateTime(required=True)
+    since = Instant(required=True)
+    until = Instant(required=True)
     granularity = fields.String(load_default="hour", validate=validate.OneOf(sorted(GRANULARITIES)))
 
 
@@ -103,8 +105,10 @@ class CompletionSchema(Schema):
 
 
 def _window(args) -> None:
-    if args["since"] >= args["until"]:
-        abort(400, message="Invalid json: since: must be before until", errors={"json": {"since": ["after until"]}})
+    try:
+        check_window(args["since"], args["until"])
+    except WindowError as error:
+        abort(400, message=f"Invalid json: since: {error}", errors={"json": {"since": [str(error)]}})
 
 
 def _analytics():
@@ -120,6 +124,7 @@ def _analytics():
 @bp.arguments(RunArgs)
 @bp.response(201, RunSchema)
 @bp.alt_response(502, description="Genesys Cloud analytics failed")
+@bp.alt_response(503, description="Genesys Cloud is not configured")
 def create_run(args):
     """Reconcile a window now: fetch analytics, compare, heal; answers the finished run."""
     _window(args)
@@ -134,7 +139,7 @@ def create_run(args):
         return run_json(session, result.run_id)
 
 
-@bp.route("/reconciliations/<int:run_id>")
+@bp.route("/reconciliations/<id:run_id>")
 @bp.doc(**BEARER_DOC)
 @require_role("finance")
 @bp.response(200, RunSchema)
@@ -148,7 +153,7 @@ def get_run(run_id: int):
     return found
 
 
-@bp.route("/reconciliations/<int:run_id>/discrepancies")
+@bp.route("/reconciliations/<id:run_id>/discrepancies")
 @bp.doc(**BEARER_DOC)
 @require_role("finance")
 @bp.arguments(DiscrepancyArgs, location="query")
@@ -170,6 +175,7 @@ def get_discrepancies(args, run_id: int):
 @bp.arguments(CompletionArgs, location="query")
 @bp.response(200, CompletionSchema)
 @bp.alt_response(502, description="Genesys Cloud analytics failed")
+@bp.alt_response(503, description="Genesys Cloud is not configured")
 def completion(args):
     """Completion rates per hour or day, the ledger's and analytics' side by side, totals last."""
     since, until, granularity = args["since"], args["until"], args["granularity"]

@@ -86,7 +86,7 @@ def create_rule(args):
         abort_for(error)
 
 
-@bp.route("/<int:rule_id>", methods=["GET"])
+@bp.route("/<id(digits=9):rule_id>", methods=["GET"])
 @bp.doc(**BEARER_DOC)
 @require_role("admin")
 @bp.response(200, RuleSchema)
@@ -100,7 +100,7 @@ def get_rule(rule_id: int):
         abort_for(error)
 
 
-@bp.route("/<int:rule_id>", methods=["DELETE"])
+@bp.route("/<id(digits=9):rule_id>", methods=["DELETE"])
 @bp.doc(**BEARER_DOC)
 @require_role("admin")
 @bp.response(204)

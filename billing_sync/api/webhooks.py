@@ -15,7 +15,10 @@ from flask_smorest import abort
 from marshmallow import Schema, fields
 
 from .. import services
-from ..genesys.payloads import BatchTooLarge, PayloadError, parse_deliveries
+from ..genesys.payloads import (
+    MAX_BATCH, BatchTooLarge, EventBridgeSchema, NotificationSchema, PayloadError, PlaybackEventSchema,
+    parse_deliveries, refuse_nul,
+)
 from ..metrics.instruments import count_webhook_events
 from .blueprint import Blueprint
 
@@ -27,12 +30,20 @@ class IngestResultSchema(Schema):
     duplicates = fields.Integer(required=True, metadata={"description": "events already known"})
 
 
+# The three shapes that carry a playback event (contract §6, §7), as OpenAPI components.
+DELIVERY_SCHEMAS = {"PlaybackEvent": PlaybackEventSchema, "Notification": NotificationSchema,
+                    "EventBridgeEnvelope": EventBridgeSchema}
+_ONE_DELIVERY = {"anyOf": [{"$ref": f"#/components/schemas/{name}"} for name in DELIVERY_SCHEMAS]}
+
+
 @bp.route("/webhooks/genesys", methods=["POST"])
 @bp.doc(security=[{"genesysBasic": []}], requestBody={
     "required": True,
     "description": "a notification envelope, a bare playback event, an EventBridge envelope, "
-                   "or a JSON array of up to 500 of them",
-    "content": {"application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}}},
+                   f"or a JSON array of up to {MAX_BATCH} of them",
+    "content": {"application/json": {"schema": {"anyOf": [
+        *_ONE_DELIVERY["anyOf"], {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": _ONE_DELIVERY},
+    ]}}},
 })
 # Documented, not marshalled: the answer is two integers, written directly on the hot path.
 @bp.alt_response(200, schema=IngestResultSchema, success=True, description="OK")
@@ -45,11 +56,14 @@ def receive_genesys_webhook():
     _check_credentials()
     if not request.is_json:
         abort(415, message="Content-Type must be application/json")
+    raw = request.get_data(cache=False)
     try:
-        data = json.loads(request.get_data(cache=False))
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         abort(400, message=f"Body is not valid JSON: {error}")
     try:
+        if b"\\u0000" in raw:  # the cheap test first: JSON can only carry a NUL escaped
+            refuse_nul(data)
         received = parse_deliveries(data)
     except BatchTooLarge as error:
         abort(413, message=error.message)

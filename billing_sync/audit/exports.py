@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..db import Database
-from . import log, reading
-from .csv_format import RecordEncoder, header
+from . import csv_records, log, reading
+from .csv_format import header
 from .datasets import Dataset, Window
 from .reading import Progress
 
@@ -54,23 +54,21 @@ def record(db: Database, actor: str, result: ExportResult) -> None:
         log.append(session, actor, EXPORTED, subject, result.details())
 
 
-def csv_text(db: Database, dataset: Dataset, window: Window, result: ExportResult,
-             *, progress: Progress | None = None) -> Iterator[str]:
-    """The CSV export as text chunks: the header first, then one chunk per batch of rows.
+def csv_bytes(db: Database, dataset: Dataset, window: Window, result: ExportResult,
+              *, progress: Progress | None = None) -> Iterator[bytes]:
+    """The CSV export as UTF-8 chunks: the header first, then one chunk per batch of rows.
 
-    The header goes out before the query runs; each batch is encoded and handed on before
-    the next is fetched, so memory holds one batch whatever the window's size.
+    The header goes out before the query runs; each batch is handed on before the next is
+    fetched, so memory holds one batch whatever the window's size.
     """
-    yield header(dataset)
-    encoder = RecordEncoder(dataset)
+    yield header(dataset).encode()
     result.rows[dataset.name] = 0
     with reading.snapshot(db) as connection:
-        for batch in reading.batches(connection, dataset, window, as_text=True):
-            text = encoder.encode(batch)
-            result.rows[dataset.name] += len(batch)
+        for rows, data in csv_records.batches(connection, dataset, window):
+            result.rows[dataset.name] += rows
             if progress:
-                progress(len(batch))
-            yield text
+                progress(rows)
+            yield data
 
 
 def stream_csv(db: Database, dataset: Dataset, window: Window, *, actor: str,
@@ -78,10 +76,9 @@ def stream_csv(db: Database, dataset: Dataset, window: Window, *, actor: str,
     """UTF-8 CSV chunks for an HTTP response; records the export when the stream ends."""
     result = ExportResult(format="csv", window=window, completed=False)
     digest = hashlib.sha256()
-    chunks = csv_text(db, dataset, window, result, progress=progress)
+    chunks = csv_bytes(db, dataset, window, result, progress=progress)
     try:
-        for text in chunks:
-            data = text.encode()
+        for data in chunks:
             digest.update(data)
             result.size += len(data)
             yield data
@@ -100,8 +97,7 @@ def export_csv(db: Database, dataset: Dataset, window: Window, path: Path, *, ac
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "wb") as out:
-            for text in csv_text(db, dataset, window, result, progress=progress):
-                data = text.encode()
+            for data in csv_bytes(db, dataset, window, result, progress=progress):
                 digest.update(data)
                 result.size += len(data)
                 out.write(data)

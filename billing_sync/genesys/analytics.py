@@ -85,7 +85,8 @@ def split_interval(since: datetime, until: datetime, longest: timedelta) -> list
     parts = []
     start = since
     while start < until:
-        end = min(start + longest, until)
+        # Compared before adding: start + longest may pass the last datetime near the year 9999.
+        end = until if until - start <= longest else start + longest
         parts.append((start, end))
         start = end
     return parts
@@ -93,7 +94,8 @@ def split_interval(since: datetime, until: datetime, longest: timedelta) -> list
 
 def format_instant(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a Z, as Genesys Cloud writes instants."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat, not strftime: %Y writes the year 273 as "273", which is not ISO 8601.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def format_interval(start: datetime, end: datetime) -> str:

@@ -12,14 +12,12 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import audit, services
+from .. import services
 from ..config import ConfigError, Settings
 from .client import GenesysClient
 from .errors import GenesysError
 from .models import PlaybackMetrics
-
-WEBHOOK_NAME = "PlaybackBillingSync"
-WEBHOOK_PATH = "/webhooks/genesys"
+from .registration import WEBHOOK_NAME, register_playback_webhook
 
 
 class Instant(click.ParamType):
@@ -48,21 +46,21 @@ def genesys_group() -> None:
 @with_appcontext
 def register_webhook(name: str) -> None:
     """Register (or update) the playback webhook at BILLING_SYNC_PUBLIC_URL/webhooks/genesys; prints its id."""
-    settings = services().settings
-    _require(settings, "public_url")
-    address = settings.public_url + WEBHOOK_PATH
-    with _client(settings) as client:
-        try:
-            registration = client.register_webhook(
-                name, address, settings.webhook_username, settings.webhook_password
-            )
-        except (GenesysError, ValueError) as error:
-            raise click.ClickException(f"webhook registration failed: {error}") from None
-    webhook = registration.webhook
-    _audit_registration(webhook.id, name, address, registration.created)
-    verb = "created" if registration.created else "updated"
-    click.echo(f"{verb} webhook {name!r} delivering to {address}", err=True)
-    click.echo(webhook.id)
+    app_services = services()
+    try:
+        registered = register_playback_webhook(app_services.settings, app_services.db, name=name, actor="cli")
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+    except (GenesysError, ValueError) as error:
+        raise click.ClickException(f"webhook registration failed: {error}") from None
+    except SQLAlchemyError:
+        raise click.ClickException(
+            "the webhook is registered, but the audit log could not be written "
+            "(has `billing-sync db upgrade` run?)"
+        ) from None
+    verb = "created" if registered.created else "updated"
+    click.echo(f"{verb} webhook {name!r} delivering to {registered.address}", err=True)
+    click.echo(registered.webhook_id)
 
 
 @genesys_group.command("analytics")
@@ -112,15 +110,3 @@ def _require(settings: Settings, *names: str) -> None:
 def _client(settings: Settings) -> GenesysClient:
     _require(settings, "genesys_client_id", "genesys_client_secret")
     return GenesysClient.from_settings(settings)
-
-
-def _audit_registration(webhook_id: str, name: str, address: str, created: bool) -> None:
-    try:
-        with services().db.write() as session:
-            audit.append(session, actor="cli", action="webhook.registered", subject=f"webhook:{webhook_id}",
-                         details={"name": name, "address": address, "created": created})
-    except SQLAlchemyError:
-        raise click.ClickException(
-            f"webhook {webhook_id} is registered, but the audit log could not be written "
-            "(has `billing-sync db upgrade` run?)"
-        ) from None

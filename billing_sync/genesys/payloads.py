@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..validation import first_error
+from ..validation import MAX_INT32, Instant, find_nul, first_error
 from ..ledger.events import STATES, PlaybackEvent, ReceivedEvent
 
 EVENT_TYPE = "conversation:voice:playback"
-TOPIC = re.compile(r"^v2\.conversations\.(?P<conversation_id>[^.]+)\.playback$")
+# No named group: the pattern is published in the OpenAPI document, where (?P<…>) is not a regex.
+TOPIC = re.compile(r"^v2\.conversations\.([^.]+)\.playback$")
 MAX_BATCH = 500
 
 _id = fields.String(required=True, validate=validate.Length(min=1, max=64))
@@ -44,10 +45,10 @@ class PlaybackEventSchema(Schema):
     conversationId = _id
     playbackId = _id
     state = fields.String(required=True, validate=validate.OneOf(STATES))
-    duration = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    duration = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_INT32))
+    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_INT32))
     mediaUrl = fields.String(allow_none=True, validate=validate.Length(max=2048))
-    timestamp = fields.AwareDateTime(required=True)
+    timestamp = Instant(required=True)
 
 
 class NotificationSchema(Schema):
@@ -63,7 +64,7 @@ class NotificationSchema(Schema):
     def _topic_names_the_conversation(self, data: dict, **_: Any) -> None:
         match = TOPIC.match(data.get("topicName", ""))
         body = data.get("eventBody") or {}
-        if match and body and match["conversation_id"] != body.get("conversationId"):
+        if match and body and match[1] != body.get("conversationId"):
             raise ValidationError("does not name eventBody.conversationId", "topicName")
 
 
@@ -72,6 +73,9 @@ class EventBridgeSchema(Schema):
         unknown = EXCLUDE
 
     id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    # Its presence tells this envelope from a bare event; its value is not used.
+    detail_type = fields.Raw(required=True, allow_none=True, data_key="detail-type",
+                             metadata={"description": "the topic name"})
     detail = fields.Nested(NotificationSchema, required=True)
 
 
@@ -99,6 +103,17 @@ def parse_deliveries(data: Any) -> list[ReceivedEvent]:
     return [_parse_one(data, None)]
 
 
+def refuse_nul(data: Any) -> None:
+    """PayloadError naming the first string or key, anywhere in a delivery, that holds a NUL character.
+
+    The delivery is stored whole and PostgreSQL text and JSON cannot hold NUL.
+    """
+    path = find_nul(data)
+    if path is not None:
+        index, _, field = path.partition(".") if isinstance(data, list) else (None, "", path)
+        _fail(None if index is None else int(index), {field or "(value)": ["must not contain NUL characters"]})
+
+
 def _parse_one(item: Any, index: int | None) -> ReceivedEvent:
     return _parse_well_formed(item) or _parse_with_schema(item, index)
 
@@ -123,7 +138,7 @@ def _parse_well_formed(item: Any) -> ReceivedEvent | None:
         body = notification["eventBody"]
         topic = notification.get("topicName")
         match = TOPIC.match(topic) if type(topic) is str else None
-        if (match is None or type(body) is not dict or match["conversation_id"] != body.get("conversationId")
+        if (match is None or type(body) is not dict or match[1] != body.get("conversationId")
                 or type(notification.get("version", "")) is not str
                 or type(notification.get("metadata", {})) is not dict):
             return None
@@ -147,8 +162,8 @@ def _well_formed_event(body: dict) -> PlaybackEvent | None:
         type(conversation_id) is str and 0 < len(conversation_id) <= 64
         and type(playback_id) is str and 0 < len(playback_id) <= 64
         and state in STATES
-        and type(duration) is int and duration >= 0
-        and type(sequence) is int and sequence >= 0
+        and type(duration) is int and 0 <= duration <= MAX_INT32
+        and type(sequence) is int and 0 <= sequence <= MAX_INT32
         and type(timestamp) is str
         and (media_url is None or (type(media_url) is str and len(media_url) <= 2048))
         and type(event_id) is str and 0 < len(event_id) <= 128
@@ -157,9 +172,12 @@ def _well_formed_event(body: dict) -> PlaybackEvent | None:
         return None
     try:
         occurred_at = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return None
-    if occurred_at.utcoffset() is None:
+        if occurred_at.utcoffset() is None:
+            return None
+        # In UTC, as the schema's Instant: PostgreSQL refuses offsets past ±15:59, and storing
+        # needs the instant within the years 1 to 9999 in UTC.
+        occurred_at = occurred_at.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
     return PlaybackEvent(conversation_id, playback_id, state, duration, sequence, occurred_at, media_url)
 

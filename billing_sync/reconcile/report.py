@@ -8,6 +8,7 @@ unless the conversation began in the previous one. Totals come last.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ GRANULARITIES = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 MAX_BUCKETS = 10_000
 _SQLITE_FORMAT = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d"}
 _POSTGRES_FORMAT = {"hour": 'YYYY-MM-DD"T"HH24', "day": "YYYY-MM-DD"}
+_KEY_LENGTH = {"hour": len("2026-11-24T02"), "day": len("2026-11-24")}
 
 
 class ReportError(ValueError):
@@ -49,11 +51,8 @@ def buckets(since: datetime, until: datetime, granularity: str) -> list[datetime
         start = start.replace(hour=0)
     if (until - start) / step > MAX_BUCKETS:
         raise ReportError(f"more than {MAX_BUCKETS} {granularity}s; narrow the interval")
-    starts = []
-    while start < until:
-        starts.append(start)
-        start += step
-    return starts
+    # Counted, not stepped past `until`: a step beyond the last bucket may pass the year 9999.
+    return [start + n * step for n in range(math.ceil((until - start) / step))]
 
 
 def completion_report(session: Session, metrics: PlaybackMetrics, since: datetime, until: datetime,
@@ -72,7 +71,7 @@ def completion_report(session: Session, metrics: PlaybackMetrics, since: datetim
     for start in starts:
         key = _key(start, granularity)
         rows.append({"interval": key, "since": max(start, since).isoformat(),
-                     "until": min(start + step, until).isoformat(),
+                     "until": (until if until - start <= step else start + step).isoformat(),
                      **ledger.get(key, Counts()).json("ledger"), **analytics.get(key, Counts()).json("analytics")})
     total_ledger = Counts(sum(c.playbacks for c in ledger.values()), sum(c.completed for c in ledger.values()))
     total_analytics = Counts(metrics.playbacks, metrics.completed)
@@ -97,4 +96,5 @@ def _ledger_counts(session: Session, since: datetime, until: datetime, granulari
 
 
 def _key(moment: datetime, granularity: str) -> str:
-    return moment.astimezone(UTC).strftime(_SQLITE_FORMAT[granularity])
+    # The databases write the year 273 as "0273"; strftime("%Y") would write "273".
+    return moment.astimezone(UTC).isoformat()[:_KEY_LENGTH[granularity]]

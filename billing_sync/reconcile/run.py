@@ -21,6 +21,7 @@ from ..db import Database
 from ..genesys.models import PlaybackMetrics
 from ..ledger.rating import Tariff
 from ..models import AnalyticsConversation, Discrepancy, ReconciliationRun, utcnow
+from .bounds import check_window
 from .compare import Window, write_discrepancies
 from .heal import heal_durations, heal_missing_webhooks
 
@@ -65,8 +66,7 @@ class RunResult:
 def reconcile(db: Database, analytics: AnalyticsSource, tariff: Tariff, *, since: datetime, until: datetime,
               rules: Rules, actor: str, as_of: datetime | None = None) -> RunResult:
     """Reconcile [since, until) as of `as_of` (default now); returns the run's id and counts."""
-    if since >= until:
-        raise ValueError("since must be before until")
+    check_window(since, until)
     metrics = analytics.conversation_playback_metrics(since, until)
     as_of = as_of or utcnow()
     with db.transaction() as connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -180,6 +181,16 @@ SCHEMA_ERRORS = [
     ({"eventType": "conversation:voice:dtmf"}, "eventType"),
     ({"conversationId": ""}, "conversationId"),
     ({"playbackId": "x" * 65}, "playbackId"),
+    # Found by the API fuzz, each a 500 before: past PostgreSQL's INTEGER (both databases: the
+    # SQLite driver cannot bind the 64-bit overflow either), outside the calendar once in UTC,
+    # and NUL characters, which PostgreSQL text and JSON cannot hold, in any field or key.
+    ({"duration": 2**31}, "duration"),
+    ({"sequence": 2**63}, "sequence"),
+    ({"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
+    ({"timestamp": "9999-12-31T23:59:59-01:00"}, "timestamp"),
+    ({"playbackId": "p\x00"}, "playbackId"),
+    ({"mediaUrl": "https://media.example.com/a\x00.wav"}, "mediaUrl"),
+    ({"vendorNote": "\x00"}, "vendorNote"),
 ]
 
 
@@ -200,6 +211,21 @@ def test_batch_error_names_index_and_writes_nothing(client, webhook_auth, events
     assert "index 3" in response.json["message"] and "eventBody.duration" in response.json["message"]
     assert "3" in response.json["errors"]
     assert count(db, PlaybackEvent) == 0 and count(db, Playback) == 0
+
+
+def test_a_nul_in_a_batch_names_its_index_and_writes_nothing(client, webhook_auth, events, db):
+    response = post(client, [events.event(), events.notification(events.event(conversation_id="c\x00"))], webhook_auth)
+    assert response.status_code == 400 and "index 1" in response.json["message"]
+    assert count(db, PlaybackEvent) == 0
+
+
+def test_any_offset_is_stored_as_its_instant(client, webhook_auth, events, db):
+    # Found by the API fuzz: PostgreSQL refuses offsets past ±15:59, so +16:00 was a 500 there.
+    body = events.event(state="started", timestamp="2026-11-24T18:00:00+16:00")
+    assert post(client, body, webhook_auth).status_code == 200
+    with db.read() as session:
+        stored = session.scalars(select(PlaybackEvent)).one()
+    assert stored.occurred_at == datetime(2026, 11, 24, 2, tzinfo=UTC)
 
 
 def test_topic_must_name_the_event_conversation(client, webhook_auth, events, db):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from billing_sync import audit
-from billing_sync.audit import reading
+from billing_sync.audit import csv_records, reading
 from billing_sync.models import AuditEntry
 
 from .helpers import add_events, tampered
@@ -61,14 +61,14 @@ def test_the_first_bytes_go_out_before_the_last_row_is_read(client, api_key, db,
     add_events(db, 1000)
     monkeypatch.setattr(reading, "BATCH_ROWS", 100)
     fetched = []
-    original = reading.batches
+    original = csv_records.batches
 
     def counting(*args, **kwargs):
-        for batch in original(*args, **kwargs):
-            fetched.append(len(batch))
-            yield batch
+        for rows, data in original(*args, **kwargs):
+            fetched.append(rows)
+            yield rows, data
 
-    monkeypatch.setattr(reading, "batches", counting)
+    monkeypatch.setattr(csv_records, "batches", counting)
     response = _stream(client, api_key("finance"))
     chunks = iter(response.response)
     assert next(chunks).startswith(b"id,occurred_at,") and fetched == []

@@ -45,12 +45,12 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 class Gunicorn:
-    def __init__(self, database_url: str, cwd: Path, workers: int = 2, **env: str) -> None:
+    def __init__(self, database_url: str, cwd: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             gunicorn_command("--workers", str(workers), "--bind", f"127.0.0.1:{self.port}"),
-            cwd=cwd, env=service_env(database_url, **env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=cwd, env=env or service_env(database_url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self.wait_ready()
 

@@ -90,7 +90,7 @@ def test_counts_add_up_over_workers_and_outlive_a_killed_one(database_url, tmp_p
     directory = tmp_path / "metrics"
     directory.mkdir()
     stale_counter(directory)
-    server = Gunicorn(database_url, tmp_path, workers=3, PROMETHEUS_MULTIPROC_DIR=str(directory))
+    server = Gunicorn(database_url, tmp_path, workers=3, env=service_env(database_url, PROMETHEUS_MULTIPROC_DIR=str(directory)))
     try:
         assert not (directory / "counter_4194301.db").exists()  # wiped at master start
         batches = [[events.event() for _ in range(5)] for _ in range(40)]
@@ -129,7 +129,7 @@ def test_counts_add_up_over_workers_and_outlive_a_killed_one(database_url, tmp_p
 def test_without_a_directory_each_master_makes_its_own_and_removes_it(database_url, tmp_path, events):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    server = Gunicorn(database_url, tmp_path, workers=2, TMPDIR=str(scratch))
+    server = Gunicorn(database_url, tmp_path, workers=2, env=service_env(database_url, TMPDIR=str(scratch)))
     try:
         [directory] = scratch.glob("billing-sync-metrics-*")
         assert post_all(server.url, [[events.event()] for _ in range(12)]) == [200] * 12

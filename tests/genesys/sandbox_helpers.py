@@ -10,6 +10,7 @@ import httpx
 
 from billing_sync.config import Settings
 from billing_sync.genesys.client import GenesysClient
+from billing_sync.sandbox.control_client import SandboxControl as ControlClient
 from billing_sync.sandbox.testing import TEST_CLIENT_ID, TEST_CLIENT_SECRET
 
 
@@ -47,38 +48,11 @@ def sandbox_settings(sandbox, **changes) -> Settings:
     return Settings(**values)
 
 
-class SandboxControl:
-    """The sandbox's /sandbox/* control API (contract §10) over one keep-alive connection."""
+class SandboxControl(ControlClient):
+    """The sandbox's /sandbox/* control API (contract §10) for a sandbox running in the test."""
 
     def __init__(self, sandbox) -> None:
-        self._http = httpx.Client(base_url=f"{sandbox.base_url}/sandbox", timeout=5)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        response = self._http.request(method, path, **kwargs)
-        response.raise_for_status()
-        return response
-
-    def place_call(self) -> str:
-        """A connected inbound call; its conversation id."""
-        return self.request("POST", "/conversations", json={}).json()["id"]
-
-    def disconnect(self, conversation_id: str) -> None:
-        self.request("POST", f"/conversations/{conversation_id}/disconnect")
-
-    def press(self, conversation_id: str, digit: str) -> None:
-        self.request("POST", f"/conversations/{conversation_id}/dtmf", json={"digit": digit})
-
-    def speak(self, conversation_id: str, text: str) -> None:
-        self.request("POST", f"/conversations/{conversation_id}/speech", json={"text": text})
-
-    def faults(self, **faults) -> dict:
-        return self.request("PUT", "/faults", json=faults).json()
-
-    def truth(self) -> list[dict]:
-        return self.request("GET", "/truth").json()["playbacks"]
+        super().__init__(sandbox.base_url)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 5.0, what: str = "condition") -> None:

@@ -163,3 +163,15 @@ def test_split_interval_covers_exactly_without_gaps():
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
     assert all(end - start <= timedelta(days=7) for start, end in parts)
     assert format_interval(START, START + timedelta(days=1)) == "2026-11-01T00:00:00.000Z/2026-11-02T00:00:00.000Z"
+
+
+def test_instants_before_the_year_1000_keep_four_year_digits():
+    # Found by the API fuzz: strftime wrote "273-11-20T…", which Genesys Cloud refuses.
+    since = datetime(273, 11, 20, 13, 10, 32, tzinfo=UTC)
+    assert format_interval(since, since + timedelta(days=1)) == "0273-11-20T13:10:32.000Z/0273-11-21T13:10:32.000Z"
+
+
+def test_split_interval_reaches_the_last_days_of_the_calendar():
+    # Found by the API fuzz: start + 7 days passed datetime.max (an OverflowError, a 500).
+    until = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert split_interval(until - timedelta(days=3), until, timedelta(days=7)) == [(until - timedelta(days=3), until)]

@@ -49,7 +49,7 @@ def test_routes_are_templates_and_odd_methods_one_label(client, api_key):
         return after.get("billing_sync_http_requests_total", **labels) - \
             before.get("billing_sync_http_requests_total", **labels)
 
-    assert grew(route="/api/v1/playbacks/<string:playback_id>", method="GET", status="404") == 3
+    assert grew(route="/api/v1/playbacks/<text_id:playback_id>", method="GET", status="404") == 3
     assert grew(route="unmatched", method="GET", status="404") == 1
     assert grew(route="unmatched", method="other", status="405") == 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from billing_sync import create_app
@@ -62,11 +64,34 @@ def test_a_run_is_created_read_and_its_discrepancies_paged(api, analytics):
     ({**WINDOW, "since": UNTIL.isoformat(), "until": SINCE.isoformat()}, "since"),
     ({**WINDOW, "since": "2026-11-24T02:00:00"}, "since"),
     ({**WINDOW, "grace_s": -1}, "grace_s"),
+    # Found by the API fuzz: 8,442 years of 7-day analytics queries, then a 502.
+    ({"since": "0273-11-20T13:10:32+17:22", "until": "8715-07-15T04:51:37Z"}, "since"),
 ])
 def test_a_bad_window_is_400_naming_the_field(api, body, field):
     client, key, _ = api
     answer = client.post("/api/v1/reconciliations", json=body, headers=key("finance"))
     assert answer.status_code == 400 and field in answer.json["message"]
+
+
+def test_completion_report_counts_playbacks_before_the_year_1000(api, analytics):
+    # The ledger's buckets read "0273-11-20T02", the report's own keys were "273-11-20T02".
+    client, key, ledger = api
+    long_ago = datetime(273, 11, 20, 2, tzinfo=UTC)
+    ledger.both(conversation_id="conv-1", minute=int((long_ago - SINCE).total_seconds() // 60) + 5)
+    query = {"since": long_ago.isoformat(), "until": long_ago.replace(hour=3).isoformat()}
+    items = client.get("/api/v1/reports/completion", query_string=query, headers=key("finance")).json["items"]
+    assert [(r["interval"], r["ledger_playbacks"]) for r in items] == [("0273-11-20T02", 1), ("total", 1)]
+
+
+def test_completion_report_reaches_the_last_hour_of_the_calendar(api):
+    # Found by the API fuzz: stepping past the last bucket passed datetime.max (a 500).
+    client, key, _ = api
+    query = {"since": "9999-12-31T22:00:00Z", "until": "9999-12-31T23:59:59Z"}
+    answer = client.get("/api/v1/reports/completion", query_string=query, headers=key("finance"))
+    assert answer.status_code == 200, answer.json
+    assert [(r["interval"], r["until"]) for r in answer.json["items"]] == [
+        ("9999-12-31T22", "9999-12-31T23:00:00+00:00"), ("9999-12-31T23", "9999-12-31T23:59:59+00:00"),
+        ("total", "9999-12-31T23:59:59+00:00")]
 
 
 def test_roles_and_unknown_runs(api):

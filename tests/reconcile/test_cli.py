@@ -35,9 +35,13 @@ def test_reconcile_heals_and_reports(invoke, db):
     assert again.exit_code == 0 and "0 charged" in again.output and len(ledger.records(playback_id)) == 1
 
 
-def test_reconcile_refuses_a_backwards_window(invoke):
-    result = invoke("reconcile", "--since", "2026-11-24T03:00:00", "--until", "2026-11-24T02:00:00")
-    assert result.exit_code == 2 and "--since must be before --until" in result.output
+@pytest.mark.parametrize(("since", "until", "message"), [
+    ("2026-11-24T03:00:00", "2026-11-24T02:00:00", "since must be before until"),
+    ("2025-11-20T00:00:00", "2026-11-25T00:00:00", "at most 366 days"),
+])
+def test_reconcile_refuses_a_backwards_or_too_long_window(invoke, since, until, message):
+    result = invoke("reconcile", "--since", since, "--until", until)
+    assert result.exit_code == 2 and message in result.output
 
 
 def test_reconcile_needs_genesys_credentials(invoke):

@@ -59,9 +59,17 @@ class Dataset:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def renders_in_sql(self) -> bool:
+        """True when the database can render every cell (no column is finished in Python)."""
+        return not self._python_columns
+
     def select(self, window: Window, *, as_text: bool = False) -> Select:
         """The window's rows in canonical order: canonical values, or CSV cell text."""
-        exprs = [c.text_sql() if as_text else c.canonical_sql() for c in self.columns]
+        return self.rows_of([c.text_sql() if as_text else c.canonical_sql() for c in self.columns], window)
+
+    def rows_of(self, exprs: Sequence[ColumnElement[Any]], window: Window) -> Select:
+        """`exprs` (built from this dataset's columns) for each row of the window, in canonical order."""
         query = select(*exprs)
         if self.source is not None:
             query = query.select_from(self.source())

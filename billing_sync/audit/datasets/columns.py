@@ -4,7 +4,8 @@ The canonical form of a value is what the exports hold: integers as integers, te
 text, timestamps as ISO-8601 UTC with microseconds (`2026-11-24T02:00:01.000000Z`, fixed
 width, so text order is time order), JSON as canonical JSON (sorted keys, no spaces).
 The database renders timestamps itself (one C call per value instead of a Python datetime
-round trip): that is what makes a million-row CSV export cheap.
+round trip), and for CSV neutralises text against formula injection too (`cell_sql`): that
+is what lets a row leave the database as finished CSV text.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import String, cast, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from ..formula import formula_safe
 from ..log import canonical_json
 
 KINDS = ("integer", "text", "timestamp", "json")
@@ -62,15 +64,24 @@ class Column:
             return iso_utc(self.source).label(self.name)
         return self.source.label(self.name)
 
-    def text_sql(self) -> ColumnElement:
-        """The value as the text a CSV cell holds before quoting; NULL as ''."""
+    def cell_sql(self) -> ColumnElement:
+        """The value the database writes as this CSV cell's text before quoting; NULL stays NULL.
+
+        Text is neutralised (`formula_safe`), timestamps rendered; integers stay integers (any
+        text rendering of one is its decimal digits); JSON, rendered in Python, as stored.
+        """
         if self.kind == "timestamp":
-            value = iso_utc(self.source)
-        elif self.kind == "integer":
-            value = cast(self.source, String)
-        else:
-            value = self.source
-        return func.coalesce(value, "").label(self.name) if self.nullable else value.label(self.name)
+            return iso_utc(self.source).label(self.name)
+        if self.kind == "text":
+            return formula_safe(self.source).label(self.name)
+        return self.source.label(self.name)
+
+    def text_sql(self) -> ColumnElement:
+        """`cell_sql` as text, with NULL as ''."""
+        value = self.cell_sql().element
+        if self.kind == "integer":
+            value = cast(value, String)
+        return (func.coalesce(value, "") if self.nullable else value).label(self.name)
 
     @property
     def needs_python(self) -> bool:
