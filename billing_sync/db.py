@@ -10,10 +10,12 @@ serialise takes row locks (`SELECT ... FOR UPDATE`).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -60,6 +62,52 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
 def _sqlite_on_begin(connection) -> None:
     mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def rows_json(rows: list[dict]) -> str:
+    """The rows as one JSON array: one parameter, parsed by the server in C."""
+    return json.dumps(rows, separators=(",", ":"), default=_isoformat)
+
+
+def _isoformat(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} to the database as JSON")
+
+
+_WITH_COMMIT = "billing_sync.with_commit"
+
+
+def send_with_commit(connection: Connection, sql: str, params: dict) -> bool:
+    """Have `sql` sent with this transaction's COMMIT, in one round trip; False when it cannot be.
+
+    Only a `Database.transaction()` on PostgreSQL can, and only one statement per
+    transaction: the caller runs the statement itself when this answers False. A failing
+    statement fails the commit, and the transaction rolls back as usual.
+    """
+    pending = connection.info.get(_WITH_COMMIT)
+    if pending is None or pending:
+        return False
+    pending.append((sql, params))
+    return True
+
+
+def send_pending(connection: Connection) -> None:
+    """Run now the statement waiting for the commit, if any (something must see its effect)."""
+    pending = connection.info.get(_WITH_COMMIT)
+    if pending:
+        sql, params = pending.pop()
+        connection.connection.cursor().execute(sql, params)
+
+
+def _commit_with(connection: Connection, pending: list[tuple[str, dict]]) -> None:
+    if not pending:
+        return
+    (sql, params), = pending
+    driver = connection.connection.driver_connection
+    with driver.pipeline():  # the statement and the COMMIT in one round trip
+        driver.cursor().execute(sql, params)
+        driver.commit()
 
 
 class WriterLock:
@@ -121,9 +169,20 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One Core unit of work, for hot paths that need no ORM: commit or roll back."""
+        """One Core unit of work, for hot paths that need no ORM: commit or roll back.
+
+        On PostgreSQL the last statement may ride with the COMMIT (`send_with_commit`).
+        """
         with self._serialised(), self._write_engine.begin() as connection:
-            yield connection
+            if is_sqlite(self.engine):
+                yield connection
+                return
+            connection.info[_WITH_COMMIT] = []
+            try:
+                yield connection
+                _commit_with(connection, connection.info[_WITH_COMMIT])
+            finally:
+                connection.info.pop(_WITH_COMMIT, None)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

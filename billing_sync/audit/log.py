@@ -5,21 +5,81 @@ JSON. Writers serialise on the single `audit_chain_head` row (`SELECT ... FOR UP
 PostgreSQL; SQLite writers are serialised by `BEGIN IMMEDIATE`), so concurrent
 transactions can never chain two entries to the same predecessor. The lock is held until
 the caller commits: append audit entries last in a unit of work.
+
+Entries appended together cost one lock, one insert and one head update however many
+there are; on PostgreSQL the insert and the update are one statement, sent straight to
+the driver, and `append_chained` has the server compute the hashes too, so the lock every
+writer queues on is held for no round trip (ingest appends an entry for every charge).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from ..db import send_pending, send_with_commit
 from ..models import AuditChainHead, AuditEntry, utcnow
 
 GENESIS_HASH = "0" * 64
+
+_LOCK_HEAD = select(AuditChainHead.last_id, AuditChainHead.last_hash).where(AuditChainHead.id == 1).with_for_update()
+_INSERT_ENTRIES = insert(AuditEntry)
+_UPDATE_HEAD = (update(AuditChainHead).where(AuditChainHead.id == 1)
+                .values(last_id=bindparam("new_last_id"), last_hash=bindparam("new_last_hash")))
+
+_PG_LOCK_HEAD = "SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"
+_PG_WRITE_ENTRIES = """
+WITH entries AS (
+  INSERT INTO audit_log (id, created_at, actor, action, subject, details, prev_hash, hash)
+  SELECT e.id, %(created_at)s, e.actor, e.action, e.subject, e.details, e.prev_hash, e.hash
+  FROM jsonb_to_recordset(%(entries)s::jsonb)
+       AS e(id bigint, actor text, action text, subject text, details jsonb, prev_hash text, hash text)
+)
+UPDATE audit_chain_head SET last_id = %(last_id)s, last_hash = %(last_hash)s WHERE id = 1
+"""
+
+
+# The server chains the entries: it locks the head, hashes each entry's canonical JSON (made
+# by Python, with the entry's id left out) onto the previous hash, inserts, moves the head.
+_PG_APPEND_CHAINED = """
+WITH RECURSIVE head AS (
+  SELECT last_id, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
+), chain AS (
+  SELECT 0 AS n, last_id AS id, last_hash::text AS hash, NULL::text AS prev_hash FROM head
+  UNION ALL
+  SELECT n + 1, id + 1,
+         encode(sha256(convert_to(hash || (%(body_heads)s::jsonb ->> n) || (id + 1) || (%(body_tails)s::jsonb ->> n),
+                                  'UTF8')), 'hex'),
+         hash
+  FROM chain WHERE n < jsonb_array_length(%(body_heads)s::jsonb)
+), entries AS (
+  INSERT INTO audit_log (id, created_at, actor, action, subject, details, prev_hash, hash)
+  SELECT chain.id, %(created_at)s, given.actor, given.action, given.subject, given.details, chain.prev_hash, chain.hash
+  FROM chain JOIN jsonb_to_recordset(%(entries)s::jsonb)
+                  AS given(n int, actor text, action text, subject text, details jsonb) USING (n)
+)
+UPDATE audit_chain_head SET last_id = last.id, last_hash = last.hash
+FROM (SELECT id, hash FROM chain ORDER BY n DESC LIMIT 1) AS last
+WHERE audit_chain_head.id = 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An action to chain onto the log: who did what to which subject, with what details."""
+
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any] | None = None
 
 
 def canonical_json(value: Any) -> str:
@@ -46,24 +106,98 @@ def append(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Chain one entry onto the audit log in the transaction of `session` (ORM or Core)."""
-    details = json.loads(canonical_json(details or {}))  # exactly what the database returns
-    head = session.execute(
-        select(AuditChainHead.last_id, AuditChainHead.last_hash)
-        .where(AuditChainHead.id == 1)
-        .with_for_update()
-    ).one()
+    return append_many(session, [NewEntry(actor, action, subject, details)])[0]
+
+
+def append_many(session: Session | Connection, entries: Sequence[NewEntry]) -> list[AuditEntry]:
+    """Chain these entries, in order, onto the audit log in the transaction of `session`."""
+    if not entries:
+        return []
+    if isinstance(session, Session):
+        session.flush()  # the caller's pending rows go first: the head lock is taken last
+        connection = session.connection()
+    else:
+        connection = session
+    last_id, last_hash = _lock_head(connection)
+    rows = _chain(entries, last_id, last_hash, utcnow())
+    if connection.dialect.name == "postgresql":
+        params = {
+            "created_at": rows[0]["created_at"], "last_id": rows[-1]["id"], "last_hash": rows[-1]["hash"],
+            "entries": json.dumps([{k: v for k, v in row.items() if k != "created_at"} for row in rows],
+                                  separators=(",", ":")),
+        }
+        connection.connection.cursor().execute(_PG_WRITE_ENTRIES, params)
+    else:
+        connection.execute(_INSERT_ENTRIES, rows)
+        connection.execute(_UPDATE_HEAD, {"new_last_id": rows[-1]["id"], "new_last_hash": rows[-1]["hash"]})
+    return [AuditEntry(**row) for row in rows]
+
+
+def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_commit: bool = False) -> None:
+    """Chain these entries like `append_many`, the hashing done by PostgreSQL in one statement.
+
+    The head is locked by that statement alone, so with `at_commit` it is held only while
+    the server runs it and commits: no round trip to us in between (the statement rides with
+    the COMMIT when the transaction allows it, see `db.send_with_commit`; a later append in
+    the same transaction still sees it). Other databases get `append_many`.
+    """
+    if not entries:
+        return
+    if connection.dialect.name != "postgresql":
+        append_many(connection, entries)
+        return
     created_at = utcnow()
-    entry_id = head.last_id + 1
-    digest = entry_hash(
-        head.last_hash, id=entry_id, created_at=created_at, actor=actor, action=action,
-        subject=subject, details=details,
-    )
-    values = dict(
-        id=entry_id, created_at=created_at, actor=actor, action=action, subject=subject,
-        details=details, prev_hash=head.last_hash, hash=digest,
-    )
-    session.execute(insert(AuditEntry).values(**values))
-    session.execute(
-        update(AuditChainHead).where(AuditChainHead.id == 1).values(last_id=entry_id, last_hash=digest)
-    )
-    return AuditEntry(**values)
+    given, heads, tails = [], [], []
+    for n, entry in enumerate(entries, start=1):
+        details = json.loads(canonical_json(entry.details or {}))
+        body_head, body_tail = _body_around_id(created_at, entry, details)
+        given.append({"n": n, "actor": entry.actor, "action": entry.action, "subject": entry.subject,
+                      "details": details})
+        heads.append(body_head)
+        tails.append(body_tail)
+    # The bodies as arrays (jsonb: dumped in C): each step of the chain reads its own by position.
+    params = {"created_at": created_at, "entries": json.dumps(given, separators=(",", ":")),
+              "body_heads": Jsonb(heads), "body_tails": Jsonb(tails)}
+    if not (at_commit and send_with_commit(connection, _PG_APPEND_CHAINED, params)):
+        send_pending(connection)
+        connection.connection.cursor().execute(_PG_APPEND_CHAINED, params)
+
+
+def _body_around_id(created_at: datetime, entry: NewEntry, details: dict) -> tuple[str, str]:
+    """`entry_hash`'s canonical JSON of an entry, as the text before and after its id."""
+    body = canonical_json({
+        "id": 0,
+        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "details": details,
+    })
+    # Keys sort as action, actor, created_at, details, id, subject: the last "id" is the entry's own.
+    before, mark, after = body.rpartition('"id":0,"subject":')
+    if not mark:
+        raise ValueError(f"no id in the canonical JSON of {entry!r}")
+    return before + '"id":', ',"subject":' + after
+
+
+def _lock_head(connection: Connection) -> tuple[int, str]:
+    """Lock the chain's head until commit; its (last_id, last_hash). Take it after every other lock."""
+    if connection.dialect.name == "postgresql":
+        send_pending(connection)  # an entry waiting for the commit moves the head first
+        cursor = connection.connection.cursor()
+        cursor.execute(_PG_LOCK_HEAD)
+        return cursor.fetchone()
+    return tuple(connection.execute(_LOCK_HEAD).one())
+
+
+def _chain(entries: Sequence[NewEntry], last_id: int, last_hash: str, created_at: datetime) -> list[dict]:
+    rows = []
+    for entry in entries:
+        details = json.loads(canonical_json(entry.details or {}))  # exactly what the database returns
+        last_id += 1
+        digest = entry_hash(last_hash, id=last_id, created_at=created_at, actor=entry.actor,
+                            action=entry.action, subject=entry.subject, details=details)
+        rows.append({"id": last_id, "created_at": created_at, "actor": entry.actor, "action": entry.action,
+                     "subject": entry.subject, "details": details, "prev_hash": last_hash, "hash": digest})
+        last_hash = digest
+    return rows

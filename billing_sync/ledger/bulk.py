@@ -1,24 +1,28 @@
 """Set-based writes for ingest, one statement per step whatever the batch size.
 
-PostgreSQL gets one short statement per step with the rows as one JSON parameter
-(`jsonb_to_recordset`), so the server plans it once and neither psycopg nor SQLAlchemy
-build, escape or re-parse a 500-row VALUES list. SQLite writers are
+PostgreSQL gets one statement per step with the rows as one JSON parameter
+(`jsonb_to_recordset`), so the server plans it once (psycopg prepares it) and neither
+psycopg nor SQLAlchemy build, escape or re-parse a 500-row VALUES list; the statements go
+straight to the driver, and the first step's two go in one pipeline. SQLite writers are
 already serialised by `BEGIN IMMEDIATE`, so there "insert if new" is a lookup followed by
 an executemany, with no conflict possible in between.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from ..db import rows_json
 from ..models import Playback, PlaybackEvent
+from . import records
 
 PLAYBACK_STATE_COLUMNS = ("state", "last_sequence", "duration_ms", "media_url", "started_at", "ended_at")
 
-_PG_INSERT_EVENTS_AND_PLAYBACKS = """
+_PG_FIRST_WRITE_TEMPLATE = """
 WITH new_events AS (
   INSERT INTO playback_events (source, received_at, source_event_id, playback_id, conversation_id,
                                state, duration_ms, sequence, media_url, occurred_at, payload)
@@ -38,11 +42,35 @@ WITH new_events AS (
             media_url text, started_at timestamptz, ended_at timestamptz)
   ON CONFLICT (playback_id) DO NOTHING
   RETURNING playback_id
-)
-SELECT 'event', source_event_id FROM new_events
+), {charges}
+SELECT 'event', source_event_id, NULL::bigint FROM new_events
 UNION ALL
-SELECT 'playback', playback_id FROM new_playbacks
+SELECT 'playback', playback_id, NULL FROM new_playbacks
+UNION ALL
+SELECT 'record', idempotency_key, id FROM records
 """
+
+_PG_LOCK_PLAYBACKS = f"""
+SELECT id, playback_id, conversation_id, {", ".join(PLAYBACK_STATE_COLUMNS)}
+FROM playbacks WHERE playback_id = ANY(%(playback_ids)s) ORDER BY id FOR UPDATE
+"""
+
+_PG_FIRST_WRITE = _PG_FIRST_WRITE_TEMPLATE.replace(
+    "{charges}", records.pg_record_ctes("given_records JOIN new_playbacks USING (playback_id)"))
+
+_SELECT_PLAYBACKS = (
+    select(Playback.id, Playback.playback_id, Playback.conversation_id,
+           *[getattr(Playback, c) for c in PLAYBACK_STATE_COLUMNS])
+    .where(Playback.playback_id.in_(bindparam("playback_ids", expanding=True)))
+    .order_by(Playback.id)
+)
+
+# Built once: SQLAlchemy compiles and caches them instead of building a statement per call.
+_KNOWN_EVENTS = select(PlaybackEvent.source_event_id).where(
+    PlaybackEvent.source == bindparam("source"), PlaybackEvent.source_event_id.in_(bindparam("keys", expanding=True)))
+_KNOWN_PLAYBACKS = select(Playback.playback_id).where(Playback.playback_id.in_(bindparam("keys", expanding=True)))
+_INSERT_EVENTS = insert(PlaybackEvent)
+_INSERT_PLAYBACKS = insert(Playback)
 
 _PG_UPDATE_PLAYBACKS = """
 UPDATE playbacks SET state = p.state, last_sequence = p.last_sequence, duration_ms = p.duration_ms,
@@ -54,49 +82,102 @@ WHERE playbacks.id = p.id
 """
 
 
-def _rows_json(rows: list[dict]) -> str:
-    """The rows as one JSON array: one parameter, parsed by the server in C."""
-    return json.dumps(rows, separators=(",", ":"), default=_isoformat)
-
-
-def _isoformat(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to the database as JSON")
-
-
 def _is_postgres(connection: Connection) -> bool:
     return connection.dialect.name == "postgresql"
+
+
+@dataclass
+class FirstWrite:
+    """What the first round trip of a unit of work wrote and locked."""
+
+    inserted: set[str] = field(default_factory=set)  # source event ids written
+    created: set[str] = field(default_factory=set)  # playback ids created
+    charged: list[tuple[int, str]] = field(default_factory=list)  # (record id, key) of the charges written
+    existing: list = field(default_factory=list)  # the other playbacks' rows, locked, by id
+
+
+def write_first(
+    connection: Connection, events: list[dict], playbacks: list[dict], charges: list[dict], *,
+    source: str, now: datetime,
+) -> FirstWrite:
+    """Insert the new events and playbacks, charge the playbacks created (`charges` are their
+    would-be charges), and lock the playbacks that already existed.
+
+    On PostgreSQL the inserts are one round trip, and the lock one more only when some
+    playbacks already existed (rows just created are ours already: no lock to write).
+    """
+    if not _is_postgres(connection):
+        return _write_first_sqlite(connection, events, playbacks, charges, source=source, now=now)
+    driver = connection.connection.driver_connection
+    # A pipeline: the BEGIN and the statement in one round trip; the statement prepared once.
+    with driver.pipeline():
+        first = driver.cursor()
+        first.execute(_PG_FIRST_WRITE, {
+            "events": rows_json(events), "playbacks": rows_json(playbacks), "source": source, "now": now,
+            "records": records.pg_records_json(charges),
+        })
+    written = FirstWrite()
+    for kind, key, record_id in first.fetchall():
+        if kind == "event":
+            written.inserted.add(key)
+        elif kind == "playback":
+            written.created.add(key)
+        else:
+            written.charged.append((record_id, key))
+    written.charged.sort()
+    others = _known_with_new_events(events, written)
+    if others:
+        # A statement of its own, after the inserts: it sees rows other writers committed meanwhile.
+        locked = driver.cursor()
+        locked.execute(_PG_LOCK_PLAYBACKS, {"playback_ids": others})
+        written.existing = _named_rows(locked)
+    return written
+
+
+def _known_with_new_events(events: list[dict], written: FirstWrite) -> list[str]:
+    """The playbacks that existed before and got new events: the ones to lock and fold into."""
+    return sorted({row["playback_id"] for row in events if row["source_event_id"] in written.inserted}
+                  - written.created)
+
+
+def _named_rows(cursor) -> list:
+    names = [column.name for column in cursor.description]
+    return [SimpleNamespace(**dict(zip(names, values, strict=True))) for values in cursor.fetchall()]
+
+
+def _write_first_sqlite(connection, events, playbacks, charges, *, source, now) -> FirstWrite:
+    inserted, created = insert_new(connection, events, playbacks, source=source, now=now)
+    written = FirstWrite(inserted=inserted, created=created)
+    written.charged = records.insert_records(connection, [row for row in charges if row["playback_id"] in created])
+    others = _known_with_new_events(events, written)
+    if others:
+        written.existing = list(connection.execute(_SELECT_PLAYBACKS, {"playback_ids": others}))
+    return written
 
 
 def insert_new(
     connection: Connection, events: list[dict], playbacks: list[dict], *, source: str, now: datetime
 ) -> tuple[set[str], set[str]]:
-    """Insert the events and playbacks not yet known; return the ids of those inserted.
+    """SQLite: insert the events and playbacks not yet known; return the ids of those inserted.
 
     `playbacks` are already folded from their events: a playback not yet in the ledger
     cannot have events in it either, since both are written in one transaction.
     """
-    if _is_postgres(connection):
-        params = {"events": _rows_json(events), "playbacks": _rows_json(playbacks), "source": source, "now": now}
-        inserted: dict[str, set[str]] = {"event": set(), "playback": set()}
-        for kind, key in connection.exec_driver_sql(_PG_INSERT_EVENTS_AND_PLAYBACKS, params):
-            inserted[kind].add(key)
-        return inserted["event"], inserted["playback"]
+    known_events = set(connection.scalars(_KNOWN_EVENTS, {"source": source, "keys": [e["source_event_id"] for e in events]}))
+    known_playbacks = set(connection.scalars(_KNOWN_PLAYBACKS, {"keys": [p["playback_id"] for p in playbacks]}))
     return (
-        _insert_unknown(connection, PlaybackEvent, "source_event_id", events,
-                        {"source": source, "received_at": now}, PlaybackEvent.source == source),
-        _insert_unknown(connection, Playback, "playback_id", playbacks, {"created_at": now, "updated_at": now}),
+        _insert_fresh(connection, _INSERT_EVENTS, "source_event_id", events, known_events,
+                      {"source": source, "received_at": now}),
+        _insert_fresh(connection, _INSERT_PLAYBACKS, "playback_id", playbacks, known_playbacks,
+                      {"created_at": now, "updated_at": now}),
     )
 
 
-def _insert_unknown(connection: Connection, model, key: str, rows: list[dict], extra: dict, *where) -> set[str]:
-    """SQLite: insert the rows whose `key` is not in the table yet (writers are serialised)."""
-    column = getattr(model, key)
-    known = set(connection.scalars(select(column).where(column.in_([row[key] for row in rows]), *where)))
+def _insert_fresh(connection: Connection, statement, key: str, rows: list[dict], known: set, extra: dict) -> set[str]:
+    """SQLite: insert the rows whose `key` is not known yet (writers are serialised)."""
     fresh = [row | extra for row in rows if row[key] not in known]
     if fresh:
-        connection.execute(insert(model), fresh)
+        connection.execute(statement, fresh)
     return {row[key] for row in fresh}
 
 
@@ -105,8 +186,8 @@ def update_playbacks(connection: Connection, rows: list[dict], *, now: datetime)
     if not rows:
         return
     if _is_postgres(connection):
-        params = {"rows": _rows_json(rows), "now": now}
-        connection.exec_driver_sql(_PG_UPDATE_PLAYBACKS, params)
+        params = {"rows": rows_json(rows), "now": now}
+        connection.connection.cursor().execute(_PG_UPDATE_PLAYBACKS, params)
         return
     statement = (
         update(Playback)

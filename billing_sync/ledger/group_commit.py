@@ -1,9 +1,9 @@
 """Group commit: concurrent ingest requests in one process share one transaction.
 
 A transaction's fixed cost (BEGIN, COMMIT and its fsync, the pool, the driver) dwarfs the
-cost of writing one event. Requests that arrive while a transaction is running queue up;
-the thread whose request is first in the queue becomes the leader, writes every queued
-request in one transaction, and wakes the others. Each request is still answered only
+cost of writing one event. Requests that arrive while the transactions in flight (up to
+LANES of them) are running queue up; the thread whose request is first in the queue
+becomes the leader, writes every queued request in one transaction, and wakes the others. Each request is still answered only
 after the commit that made its events durable, and gets its own accepted/duplicates
 count. If the shared transaction fails, each request is retried alone, so one request's
 failure is never another's.
@@ -21,6 +21,10 @@ from .rating import Tariff
 
 # Enough to amortise a commit, small enough to keep one transaction short.
 MAX_EVENTS_PER_COMMIT = 2000
+# Transactions in flight at once on PostgreSQL: while one waits for its commit, the next
+# group starts writing, so a process is not idle for a round trip and an fsync between
+# groups. SQLite writers queue on one lock anyway: one lane there.
+LANES = 2
 
 
 @dataclass(eq=False)
@@ -35,21 +39,25 @@ class _Request:
 class GroupCommit:
     """Records events for many threads at once, one transaction per group."""
 
-    def __init__(self, db: Database, *, source: str, tariff: Tariff | None = None) -> None:
+    def __init__(
+        self, db: Database, *, source: str, tariff: Tariff | None = None, lanes: int | None = None,
+    ) -> None:
         self._db = db
         self._source = source
         self._tariff = tariff
+        self._lanes = lanes or (1 if db.dialect == "sqlite" else LANES)
         self._lock = threading.Lock()
         self._queue: list[_Request] = []
-        self._leader_busy = False
+        self._leaders = 0
 
     def record(self, received: list[ReceivedEvent]) -> IngestResult:
         """Write these events durably (with whatever else is queued); answer after the commit."""
         request = _Request(received)
         with self._lock:
             self._queue.append(request)
-            if not self._leader_busy:
-                self._leader_busy = request.lead = True
+            if self._leaders < self._lanes:
+                self._leaders += 1
+                request.lead = True
         if not request.lead:
             request.done.wait()
         if request.lead:  # set by us above, or handed over by the previous leader
@@ -68,7 +76,7 @@ class GroupCommit:
                 successor.lead = True
                 successor.done.set()
             else:
-                self._leader_busy = False
+                self._leaders -= 1
         for request in group:
             request.done.set()
 

@@ -3,15 +3,16 @@
 `record_events` is one unit of work's worth of SQL, set-based so a batch of 500 costs a
 handful of statements (see `bulk`):
 
-1. insert every event not already known (unique on source + source event id) and the
-   playbacks seen for the first time, already folded from their events (one statement
-   on PostgreSQL);
-2. lock the playbacks that existed (in id order, so concurrent batches cannot deadlock),
-   fold the new events into them, write the ones that changed;
-3. audit every conflicting terminal event;
-4. with a tariff, charge the playbacks that became completed or stopped from a webhook, or
-   whose first webhook terminal event follows the stream's (records and outbox rows
-   set-based, one audit entry per charge, last: see `records`).
+1. insert every event not already known (unique on source + source event id), the
+   playbacks seen for the first time, already folded from their events, and, with a
+   tariff, the charges (records and outbox rows) of those that ended completed or stopped
+   from a webhook; then lock the playbacks that existed (in id order, so concurrent
+   batches cannot deadlock). On PostgreSQL that is one round trip;
+2. fold the new events into the playbacks that existed, write the ones that changed, and
+   charge those that ended now, or whose first webhook terminal event follows the stream's;
+3. last, audit every conflicting terminal event and every charge, in one append (on
+   PostgreSQL hashed by the server and sent with the COMMIT when the transaction allows:
+   the audit head, the lock every writer shares, is then held for no round trip of ours).
 
 The caller commits. Nothing is acknowledged to the sender before that commit.
 """
@@ -24,11 +25,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, select
 
 from .. import audit
-from ..models import Playback, PlaybackEvent, utcnow
+from ..models import PlaybackEvent, utcnow
 from . import bulk
 from .events import TERMINAL_STATES, ReceivedEvent
 from .rating import Tariff
-from .records import Ended, charge_ended
+from .records import Ended, audit_entries, charge_rows, insert_records
 from .state import Conflict, Outcome, PlaybackState, apply_events
 
 
@@ -59,27 +60,38 @@ def record_events(
         by_playback[item.event.playback_id].append(item)
     # Folded as if every playback were new; used only for those that turn out to be.
     folded = {pid: apply_events(None, _pairs(items)) for pid, items in sorted(by_playback.items())}
+    charging = tariff is not None and source in CHARGING_SOURCES
     now = utcnow()
-    inserted, created = bulk.insert_new(
+    first = bulk.write_first(
         connection,
         [_event_row(item) for item in unique],
         [_playback_row(pid, by_playback[pid][0], outcome.state) for pid, outcome in folded.items()],
+        charge_rows([_ended(pid, by_playback[pid][0].event.conversation_id, outcome.state, source)
+                     for pid, outcome in folded.items() if outcome.became_terminal], tariff) if charging else [],
         source=source,
         now=now,
     )
+    inserted = first.inserted
     result = IngestResult(accepted=len(inserted), duplicates=len(received) - len(inserted), inserted=inserted)
-    for playback_id in sorted(created):
+    for playback_id in sorted(first.created):
         _collect(result, playback_id, by_playback[playback_id][0].event.conversation_id, folded[playback_id], source)
     existing = {
         pid: new for pid, items in by_playback.items()
-        if pid not in created and (new := [item for item in items if item.source_event_id in inserted])
+        if pid not in first.created and (new := [item for item in items if item.source_event_id in inserted])
     }
     if existing:
-        _fold_into_existing(connection, existing, result, now, source)
-    for conflict in result.conflicts:
-        _audit_conflict(connection, conflict, source)
-    if tariff is not None and source in CHARGING_SOURCES and result.ended:
-        result.charged = charge_ended(connection, result.ended, tariff, actor=f"genesys:{source}")
+        _fold_into_existing(connection, existing, first.existing, result, now, source)
+    charged = list(first.charged)
+    if charging:
+        rows = charge_rows([e for e in result.ended if e.playback_id not in first.created], tariff)
+        charged += insert_records(connection, rows)
+    result.charged = [record_id for record_id, _ in charged]
+    actor = f"genesys:{source}"
+    entries = [_conflict_entry(conflict, actor) for conflict in result.conflicts]
+    if charged:
+        entries += audit_entries(sorted(charged), charge_rows(result.ended, tariff), actor=actor)
+    # Last, and on PostgreSQL with the commit: the audit head is the one lock every writer shares.
+    audit.append_chained(connection, entries, at_commit=True)
     return result
 
 
@@ -111,18 +123,15 @@ def _playback_row(playback_id: str, first: ReceivedEvent, state: PlaybackState) 
 
 
 def _fold_into_existing(
-    connection: Connection, new: dict[str, list[ReceivedEvent]], result: IngestResult, now, source: str
+    connection: Connection, new: dict[str, list[ReceivedEvent]], locked: list, result: IngestResult, now,
+    source: str,
 ) -> None:
-    """Lock the playbacks (in id order: no deadlocks), fold the new events in, write changes."""
-    locked = connection.execute(
-        select(Playback.id, Playback.playback_id, Playback.conversation_id, *[getattr(Playback, c) for c in bulk.PLAYBACK_STATE_COLUMNS])
-        .where(Playback.playback_id.in_(sorted(new)))
-        .order_by(Playback.id)
-        .with_for_update()
-    )
+    """Fold the new events into the playbacks locked by the first write, write the changes."""
     changed = []
     late = []
     for row in locked:
+        if row.playback_id not in new:
+            continue
         current = PlaybackState(**{c: getattr(row, c) for c in bulk.PLAYBACK_STATE_COLUMNS})
         outcome = apply_events(current, _pairs(new[row.playback_id]))
         _collect(result, row.playback_id, row.conversation_id, outcome, source)
@@ -135,11 +144,14 @@ def _fold_into_existing(
         _collect_late_terminals(connection, result, late, source)
 
 
+def _ended(playback_id: str, conversation_id: str, state: PlaybackState, source: str) -> Ended:
+    return Ended(playback_id, conversation_id, state.state, state.duration_ms, state.ended_at, source)
+
+
 def _collect(result: IngestResult, playback_id: str, conversation_id: str, outcome: Outcome, source: str) -> None:
     result.conflicts.extend(outcome.conflicts)
     if outcome.became_terminal:
-        state = outcome.state
-        result.ended.append(Ended(playback_id, conversation_id, state.state, state.duration_ms, state.ended_at, source))
+        result.ended.append(_ended(playback_id, conversation_id, outcome.state, source))
 
 
 def _collect_late_terminals(connection: Connection, result: IngestResult, late: list, source: str) -> None:
@@ -178,11 +190,10 @@ def _columns(state: PlaybackState) -> dict:
     return {name: getattr(state, name) for name in bulk.PLAYBACK_STATE_COLUMNS}
 
 
-def _audit_conflict(connection: Connection, conflict: Conflict, source: str) -> None:
+def _conflict_entry(conflict: Conflict, actor: str) -> audit.NewEntry:
     event = conflict.event
-    audit.append(
-        connection,
-        actor=f"genesys:{source}",
+    return audit.NewEntry(
+        actor=actor,
         action="playback.terminal_conflict",
         subject=f"playback:{event.playback_id}",
         details={

@@ -16,15 +16,44 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from .. import audit
+from ..db import rows_json
 from ..models import BillingRecord, OutboxMessage, Playback, utcnow
 from .rating import Tariff, amount_minor, billable_seconds
 
 CHARGEABLE_STATES = frozenset({"completed", "stopped"})
 CHARGE_CAUSE = "terminal"
 EVENT_TYPE = "billing.record.created"
+_ID_PLACEHOLDER = '"data":{"id":0,'
+
+# SQLite (PostgreSQL gets `_PG_RECORD_CTES`), built once so SQLAlchemy compiles them once.
+_SQLITE_INSERT_RECORDS = (sqlite.insert(BillingRecord)
+                          .on_conflict_do_nothing(index_elements=["playback_id", "kind", "cause"])
+                          .returning(BillingRecord.id, BillingRecord.idempotency_key))
+_INSERT_MESSAGES = insert(OutboxMessage)
+
+_PG_RECORD_CTES = """given_records AS (
+  SELECT * FROM jsonb_to_recordset(%(records)s::jsonb)
+    AS r(idempotency_key text, kind text, playback_id text, conversation_id text, cause text, duration_ms bigint,
+         billable_seconds bigint, rate_per_minute text, amount_minor bigint, currency text, provenance text,
+         corrects bigint, ended_at timestamptz, created_at timestamptz, body_head text, body_tail text)
+), records AS (
+  INSERT INTO billing_records (idempotency_key, kind, playback_id, conversation_id, cause, duration_ms,
+                               billable_seconds, rate_per_minute, amount_minor, currency, provenance, corrects,
+                               ended_at, created_at)
+  SELECT idempotency_key, kind, playback_id, conversation_id, cause, duration_ms, billable_seconds,
+         rate_per_minute, amount_minor, currency, provenance, corrects, ended_at, created_at
+  FROM {source}
+  ON CONFLICT (playback_id, kind, cause) DO NOTHING
+  RETURNING id, idempotency_key
+), messages AS (
+  INSERT INTO outbox (record_id, message_id, payload, status, attempts, next_attempt_at, created_at, updated_at)
+  SELECT records.id, records.idempotency_key, g.body_head || records.id || g.body_tail, 'pending', 0,
+         g.created_at, g.created_at, g.created_at
+  FROM records JOIN given_records AS g USING (idempotency_key)
+)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +106,11 @@ def charge_ended(connection: Connection, ended: list[Ended], tariff: Tariff, *, 
     Set-based: one INSERT for the records, one for their outbox rows, then one audit entry
     per charge. A playback already charged is skipped by the unique key; returns new ids.
     """
+    return _write(connection, charge_rows(ended, tariff), actor=actor)
+
+
+def charge_rows(ended: list[Ended], tariff: Tariff) -> list[dict]:
+    """The charge records for the completed or stopped playbacks in `ended`, by playback id."""
     now = utcnow()
     rows = []
     for item in sorted(ended, key=lambda e: e.playback_id):
@@ -91,7 +125,7 @@ def charge_ended(connection: Connection, ended: list[Ended], tariff: Tariff, *, 
             "amount_minor": rating.amount_minor, "currency": tariff.currency,
             "provenance": item.provenance, "corrects": None, "ended_at": item.ended_at, "created_at": now,
         })
-    return _write(connection, rows, actor=actor)
+    return rows
 
 
 def reverse(connection: Connection, record_id: int, *, cause: str, actor: str,
@@ -168,36 +202,72 @@ def _correction_row(original, kind: str, cause: str, provenance: str, duration_m
 
 def _write(connection: Connection, rows: list[dict], *, actor: str) -> list[int]:
     """Insert records (skipping keys already taken), their outbox rows, then their audit entries."""
+    created = insert_records(connection, rows)
+    audit.append_many(connection, audit_entries(created, rows, actor=actor))
+    return [record_id for record_id, _ in created]
+
+
+def insert_records(connection: Connection, rows: list[dict]) -> list[tuple[int, str]]:
+    """Records (skipping keys already taken) and their outbox rows: (id, key) of the new ones, by id."""
     if not rows:
         return []
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.cursor()
+        cursor.execute(f"WITH {pg_record_ctes('given_records')}\nSELECT id, idempotency_key FROM records",
+                       {"records": pg_records_json(rows)})
+        return sorted(cursor.fetchall())
+    return _insert_with_messages(connection, rows)
+
+
+def audit_entries(created: list[tuple[int, str]], rows: list[dict], *, actor: str) -> list[audit.NewEntry]:
+    """One audit entry per record created, in id order."""
     by_key = {row["idempotency_key"]: row for row in rows}
-    statement = (_dialect_insert(connection, BillingRecord)
-                 .on_conflict_do_nothing(index_elements=["playback_id", "kind", "cause"])
-                 .returning(BillingRecord.id, BillingRecord.idempotency_key))
-    created = sorted(((key, record_id) for record_id, key in connection.execute(statement, rows)),
-                     key=lambda pair: pair[1])
-    if not created:
-        return []
-    messages = []
-    for key, record_id in created:
-        record = record_json(SimpleNamespace(id=record_id, **by_key[key]))
-        messages.append({"record_id": record_id, "message_id": key, "payload": webhook_body(record),
-                         "status": "pending", "attempts": 0, "next_attempt_at": by_key[key]["created_at"],
-                         "created_at": by_key[key]["created_at"], "updated_at": by_key[key]["created_at"]})
-    connection.execute(insert(OutboxMessage), messages)
-    for key, record_id in created:
-        row = by_key[key]
-        audit.append(connection, actor=actor, action=f"billing.{row['kind']}.created",
-                     subject=f"billing_record:{record_id}",
-                     details={"idempotency_key": key, "playback_id": row["playback_id"],
-                              "amount_minor": row["amount_minor"], "currency": row["currency"],
-                              "billable_seconds": row["billable_seconds"],
-                              "rate_per_minute": row["rate_per_minute"], "corrects": row["corrects"]})
-    return [record_id for _, record_id in created]
+    return [audit.NewEntry(actor, f"billing.{by_key[key]['kind']}.created", f"billing_record:{record_id}",
+                           _audit_details(by_key[key]))
+            for record_id, key in created]
 
 
-def _dialect_insert(connection: Connection, model):
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(model)
+def _audit_details(row: dict) -> dict:
+    return {"idempotency_key": row["idempotency_key"], "playback_id": row["playback_id"],
+            "amount_minor": row["amount_minor"], "currency": row["currency"],
+            "billable_seconds": row["billable_seconds"], "rate_per_minute": row["rate_per_minute"],
+            "corrects": row["corrects"]}
+
+
+def _insert_with_messages(connection: Connection, rows: list[dict]) -> list[tuple[int, str]]:
+    """SQLite: the records whose key is not taken yet, then their outbox rows."""
+    by_key = {row["idempotency_key"]: row for row in rows}
+    created = sorted((record_id, key) for record_id, key in connection.execute(_SQLITE_INSERT_RECORDS, rows))
+    if created:
+        connection.execute(_INSERT_MESSAGES, [_message(record_id, by_key[key]) for record_id, key in created])
+    return created
+
+
+def _message(record_id: int, row: dict) -> dict:
+    record = record_json(SimpleNamespace(id=record_id, **row))
+    return {"record_id": record_id, "message_id": row["idempotency_key"], "payload": webhook_body(record),
+            "status": "pending", "attempts": 0, "next_attempt_at": row["created_at"],
+            "created_at": row["created_at"], "updated_at": row["created_at"]}
+
+
+def pg_records_json(rows: list[dict]) -> str:
+    """The `records` parameter of `pg_record_ctes`: the rows, each with its webhook body around its id."""
+    return rows_json([row | dict(zip(("body_head", "body_tail"), webhook_body_around_id(row), strict=True))
+                      for row in rows])
+
+
+def pg_record_ctes(source: str) -> str:
+    """PostgreSQL CTEs `given_records`, `records` and `messages`: the records of `%(records)s`
+    selected by `source` (`given_records`, or a join of it) inserted with their outbox rows,
+    each body numbered by the server. `records` returns (id, idempotency_key) of the new ones."""
+    return _PG_RECORD_CTES.replace("{source}", source)
+
+
+def webhook_body_around_id(row: dict) -> tuple[str, str]:
+    """The webhook body of a record not numbered yet, as the text before and after its id."""
+    body = webhook_body(record_json(SimpleNamespace(id=0, **row)))
+    head, tail = body.split(_ID_PLACEHOLDER, 1)  # "type" and "timestamp" come first and cannot hold it
+    return head + '"data":{"id":', "," + tail
 
 
 def _iso(value: datetime) -> str:

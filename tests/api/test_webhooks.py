@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from billing_sync.api.webhooks import IngestResultSchema
 from billing_sync.models import AuditEntry, Playback, PlaybackEvent
 
 
@@ -25,6 +26,16 @@ def count(db, model):
 def playback(db, playback_id):
     with db.read() as session:
         return session.scalars(select(Playback).where(Playback.playback_id == playback_id)).one()
+
+
+def test_the_answer_is_the_documented_schema(client, webhook_auth, events):
+    body = events.event(state="started")
+    post(client, body, webhook_auth)
+    response = post(client, [body, events.event(state="started")], webhook_auth)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert IngestResultSchema().load(response.json) == response.json == {"accepted": 1, "duplicates": 1}
+    documented = client.get("/openapi.json").json["paths"]["/webhooks/genesys"]["post"]["responses"]["200"]
+    assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/IngestResult"}
 
 
 @pytest.mark.parametrize("shape", ["bare", "notification", "eventbridge"])

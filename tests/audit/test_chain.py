@@ -23,6 +23,24 @@ def test_appends_chain_and_verify(db):
     assert report.ok and report.verified == 2 and report.head == second.hash
 
 
+def test_entries_chained_by_the_database_verify_between_entries_chained_here(db):
+    details = {"note": 'café ☕ "quoted" \\ back\nline', "nested": {"id": 0, "subject": "x"}, "n": [1, 2.5, None, True]}
+    with db.transaction() as connection:
+        audit.append(connection, "cli", "first", "x:1")
+        audit.append_chained(connection, [
+            audit.NewEntry("genesys:webhook", "billing.charge.created", "billing_record:7", details),
+            audit.NewEntry("genesys:webhook", "thing.done", "thing:é", None),
+        ], at_commit=True)
+        audit.append(connection, "cli", "after", "x:2")  # chained onto the entries still waiting for the commit
+    with db.transaction() as connection:
+        audit.append_chained(connection, [audit.NewEntry("cli", "last", "x:3", {"k": "v"})], at_commit=True)
+    with db.read() as session:
+        report = audit.verify_chain(session)
+        subjects = list(session.scalars(select(AuditEntry.subject).order_by(AuditEntry.id)))
+    assert report.ok and report.verified == 5
+    assert subjects == ["x:1", "billing_record:7", "thing:é", "x:2", "x:3"]
+
+
 def test_an_empty_chain_verifies(db):
     with db.read() as session:
         report = audit.verify_chain(session)

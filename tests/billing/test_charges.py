@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, insert, select, text
@@ -13,7 +15,10 @@ from sqlalchemy.exc import DatabaseError, IntegrityError
 from billing_sync.genesys.payloads import parse_deliveries
 from billing_sync.ledger.ingest import record_events
 from billing_sync.ledger.rating import Tariff
-from billing_sync.ledger.records import CorrectionError, adjust, record_json, reverse
+from billing_sync.audit import verify_chain
+from billing_sync.ledger.records import (
+    CorrectionError, adjust, record_json, reverse, webhook_body, webhook_body_around_id,
+)
 from billing_sync.models import AuditEntry, BillingRecord, OutboxMessage
 
 TARIFF = Tariff(Decimal("0.60"), "USD")
@@ -57,6 +62,40 @@ def test_a_completed_playback_is_charged_once_with_its_outbox_row_and_audit_entr
     assert json.loads(message.payload) == {"type": "billing.record.created",
                                            "timestamp": record.created_at.isoformat(), "data": record_json(record)}
     assert audit_actions(db) == ["billing.charge.created"]
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["new playback", "known playback"])
+def test_the_outbox_body_is_the_records_webhook_body_and_the_chain_verifies(client, webhook_auth, events, db, split):
+    lifecycle = events.lifecycle(playback_id="playback-é-1", duration=7_500)
+    for part in ([lifecycle[:2], lifecycle[2:]] if split else [lifecycle]):
+        post(client, part, webhook_auth)
+    [record] = records(db)
+    [message] = outbox(db)
+    assert message.payload == webhook_body(record_json(record))
+    with db.read() as session:
+        report = verify_chain(session)
+    assert report.ok and report.verified == 1
+
+
+def test_a_conflict_and_a_charge_in_one_request_are_chained_in_order(client, webhook_auth, events, db):
+    lifecycle = events.lifecycle(duration=5_000)
+    post(client, lifecycle[:2], webhook_auth)
+    conflicting = events.event(playback_id=lifecycle[0]["playbackId"], state="stopped", sequence=4, duration=4_000)
+    post(client, [lifecycle[2], conflicting], webhook_auth)
+    assert audit_actions(db) == ["playback.terminal_conflict", "billing.charge.created"]
+    with db.read() as session:
+        report = verify_chain(session)
+    assert report.ok and report.verified == 2
+
+
+@pytest.mark.parametrize("record_id", [1, 42, 10**12])
+def test_a_body_split_around_its_id_is_the_body(record_id):
+    row = {"idempotency_key": 'charge:p-"é"-{id}:terminal', "kind": "charge", "playback_id": 'p-"é"-{id}',
+           "conversation_id": "c-1", "cause": "terminal", "duration_ms": 1, "billable_seconds": 1,
+           "rate_per_minute": "0.60", "amount_minor": 1, "currency": "EUR", "provenance": "webhook",
+           "corrects": None, "ended_at": None, "created_at": datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)}
+    head, tail = webhook_body_around_id(row)
+    assert head + str(record_id) + tail == webhook_body(record_json(SimpleNamespace(id=record_id, **row)))
 
 
 @pytest.mark.parametrize("terminal", ["completed", "stopped"])

@@ -55,7 +55,7 @@ def hold_first_commit(monkeypatch):
 
 
 def test_queued_requests_share_one_transaction(db, events, hold_first_commit):
-    committer = GroupCommit(db, source="webhook")
+    committer = GroupCommit(db, source="webhook", lanes=1)
     calls = hold_first_commit(committer, 5)
     requests = [_received(events, 3) for _ in range(6)]
     results, errors = _run_concurrently(committer, requests)
@@ -67,7 +67,7 @@ def test_queued_requests_share_one_transaction(db, events, hold_first_commit):
 
 
 def test_a_shared_event_is_accepted_by_one_request_only(db, events, hold_first_commit):
-    committer = GroupCommit(db, source="webhook")
+    committer = GroupCommit(db, source="webhook", lanes=1)
     hold_first_commit(committer, 3)
     shared = events.event()
     requests = [_received(events, 1)] + [parse_deliveries([shared, events.event()]) for _ in range(3)]
@@ -77,7 +77,7 @@ def test_a_shared_event_is_accepted_by_one_request_only(db, events, hold_first_c
 
 
 def test_a_failing_request_fails_alone(db, events, monkeypatch, hold_first_commit):
-    committer = GroupCommit(db, source="webhook")
+    committer = GroupCommit(db, source="webhook", lanes=1)
     hold_first_commit(committer, 3)
     held = group_commit.record_events
 
@@ -93,6 +93,40 @@ def test_a_failing_request_fails_alone(db, events, monkeypatch, hold_first_commi
     assert [e for i, e in enumerate(errors) if i != 2] == [None] * 3
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(PlaybackEvent)) == 5
+
+
+def test_a_second_lane_writes_while_the_first_waits(db, events, monkeypatch):
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite writers queue on one lock: one lane")
+    committer = GroupCommit(db, source="webhook", lanes=2)
+    real = group_commit.record_events
+    second_done = threading.Event()
+
+    def first_waits_for_second(connection, received, **options):
+        if any(item.event.playback_id == "first" for item in received):
+            assert second_done.wait(timeout=20), "the second request was not written while the first was open"
+        return real(connection, received, **options)
+
+    monkeypatch.setattr(group_commit, "record_events", first_waits_for_second)
+    first = _received(events, 1, playback_id="first")
+    results, errors = [None, None], [None, None]
+
+    def run(i, received, then=None):
+        try:
+            results[i] = committer.record(received)
+        except BaseException as error:  # reported below
+            errors[i] = error
+        if then:
+            then.set()
+
+    first_thread = threading.Thread(target=run, args=(0, first))
+    first_thread.start()
+    while committer._leaders == 0:  # the first request leads its own transaction
+        threading.Event().wait(0.005)
+    run(1, _received(events, 1), then=second_done)
+    first_thread.join(timeout=30)
+    assert errors == [None, None]
+    assert [(r.accepted, r.duplicates) for r in results] == [(1, 0), (1, 0)]
 
 
 def test_many_threads_lose_nothing(db, events):
