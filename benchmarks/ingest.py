@@ -84,14 +84,15 @@ def run_wrk(url: str, batch: int, seconds: int, connections: int) -> dict:
     }
 
 
-def fresh_database(kind: str, workdir: Path, postgres_admin: str | None) -> str:
+def fresh_database(kind: str, workdir: Path, postgres_admin: str | None, name: str = "billing_sync_bench") -> str:
+    """A new empty database for one benchmark; each benchmark its own `name`, so they can run side by side."""
     if kind == "sqlite":
-        return f"sqlite:///{workdir}/bench.db"
+        return f"sqlite:///{workdir}/{name}.db"
     with psycopg.connect(postgres_admin, autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS billing_sync_bench WITH (FORCE)")
-        connection.execute("CREATE DATABASE billing_sync_bench")
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
     base = postgres_admin.rsplit("/", 1)[0]
-    return f"{base}/billing_sync_bench"
+    return f"{base}/{name}"
 
 
 def service_env(database_url: str) -> dict[str, str]:

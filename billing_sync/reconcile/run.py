@@ -111,18 +111,25 @@ def _start_run(connection: Connection, since, until, as_of, rules: Rules, actor:
 
 
 def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetrics) -> None:
-    """Each conversation's figures as evidence of this run: COPY on PostgreSQL, executemany on SQLite."""
+    """Each conversation's figures as evidence of this run, straight to the driver: COPY on
+    PostgreSQL, one executemany a batch at a time on SQLite."""
     conversations = metrics.conversations
     rows = ((run_id, c.conversation_id, _utc(c.started_at), c.playbacks, c.completed, c.played_ms)
             for c in conversations)
+    columns = ", ".join(EVIDENCE_COLUMNS)
     if connection.dialect.name == "postgresql":
         cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY analytics_conversations ({', '.join(EVIDENCE_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     else:
-        while batch := [dict(zip(EVIDENCE_COLUMNS, row, strict=True)) for row in islice(rows, EVIDENCE_BATCH)]:
-            connection.execute(insert(AnalyticsConversation), batch)
+        # The column's own conversion: SQLite keeps a UTC time as the text SQLAlchemy reads back.
+        column_type = AnalyticsConversation.conversation_start.type.dialect_impl(connection.dialect)
+        stored_time = column_type.bind_processor(connection.dialect)
+        statement = f"INSERT INTO analytics_conversations ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+        while batch := [(run_id, cid, stored_time(start), n, done, ms)
+                        for run_id, cid, start, n, done, ms in islice(rows, EVIDENCE_BATCH)]:
+            connection.exec_driver_sql(statement, batch)
     connection.execute(
         ReconciliationRun.__table__.update().where(ReconciliationRun.id == run_id)
         .values(analytics_conversations=len(conversations))
