@@ -11,12 +11,13 @@ The statement reads each table once, in the order of an index:
 
 1. `facts` (materialised): every playback in scope with its first webhook and stream
    terminal events and whether it has a charge. The first terminal events come from the
-   partial index on terminal events (source, playback_id, id, ...), which holds every
-   column needed: PostgreSQL merge-joins playbacks, both sources and the charges in
-   playback order; SQLite seeks the index once per playback and source;
-2. `ledger_conversations`: one aggregate of the facts per conversation analytics reported;
-3. `suspects`: the facts of in-window playbacks for which some kind holds (a few percent),
-   with their billing and whether analytics corroborates the stream;
+   partial index on terminal events (source, playback_id, id, state, duration_ms,
+   occurred_at): PostgreSQL merge-joins playbacks, both sources (index-only, DISTINCT ON)
+   and the charges in playback order; SQLite seeks the lowest id in the index per
+   playback and source, then that event by id;
+2. `ledger_conversations`: one hash aggregate of the facts per conversation;
+3. `suspects`: the in-window facts a cheap filter says some kind may hold for (a few
+   percent), with their billing and whether analytics corroborates the stream;
 4. each kind a small SELECT over `suspects` (or over analytics for the conversation kinds).
 
 Durations agree when they differ by no more than `tolerance_ms` or by no more than
