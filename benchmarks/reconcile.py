@@ -21,9 +21,9 @@ Then, in the same run:
   audit entry.
 
 Time: wall seconds, and CPU seconds (this process's plus, for a local PostgreSQL, its
-backends'), which other work on a shared machine does not stretch. Peak memory: how far the process's resident memory rose above its level at the start of
-each run (sampled every 5 ms; no tracing, which would slow the timed code), and the
-process's maximum RSS. PostgreSQL gets its own database, `billing_sync_bench_reconcile`,
+backends'), which other work on a shared machine does not stretch. Peak memory: how far
+the process's resident memory rose above its level at the start of each run (sampled
+every 5 ms; no tracing, which would slow the timed code), and the process's maximum RSS. PostgreSQL gets its own database, `billing_sync_bench_reconcile`,
 so other benchmarks can run beside it. Writes bench-results/reconcile-<N>.json.
 """
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from billing_sync.audit import verify_chain
-from billing_sync.ledger.events import PlaybackEvent, ReceivedEvent
+from billing_sync.ledger.events import TERMINAL_STATES, PlaybackEvent, ReceivedEvent
 from billing_sync.ledger.ingest import record_events
 from billing_sync.ledger.records import Ended, charge_ended
 from billing_sync.models import AnalyticsConversation, AuditEntry, BillingRecord, OutboxMessage
+from billing_sync.models.playback import TERMINAL_CONDITION
 from billing_sync.reconcile import heal
 
 from .conftest import SINCE, TARIFF, UNTIL
@@ -251,3 +253,8 @@ def test_analytics_evidence_is_stored_as_reported(db, analytics, run):
     assert [(a.conversation_id, a.conversation_start, a.playbacks, a.completed, a.played_ms) for a in stored] == [
         ("conv-1", SINCE + timedelta(minutes=3, microseconds=7), 3, 2, 40_000), ("conv-2", None, 0, 0, 0)]
     assert later == 1
+
+
+def test_the_terminal_events_index_holds_every_terminal_state():
+    # The comparison finds first terminal events only through this partial index.
+    assert set(re.findall(r"'(\w+)'", TERMINAL_CONDITION)) == TERMINAL_STATES
