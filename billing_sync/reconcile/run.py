@@ -118,8 +118,8 @@ def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetric
             for c in conversations)
     columns = ", ".join(EVIDENCE_COLUMNS)
     if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN") as copy:
+        with (connection.connection.driver_connection.cursor() as cursor,
+              cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN") as copy):
             for row in rows:
                 copy.write_row(row)
     else:
