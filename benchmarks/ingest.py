@@ -85,8 +85,9 @@ def run_wrk(url: str, batch: int, seconds: int, connections: int) -> dict:
 
 
 def fresh_database(kind: str, workdir: Path, postgres_admin: str | None, name: str = "billing_sync_bench") -> str:
+    """A new empty database for one benchmark; each benchmark its own `name`, so they can run side by side."""
     if kind == "sqlite":
-        return f"sqlite:///{workdir}/bench.db"
+        return f"sqlite:///{workdir}/{name}.db"
     with psycopg.connect(postgres_admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {name}")

@@ -12,14 +12,19 @@ comparison reads.
 Then, in the same run:
 
 - bare join: one `SELECT count(*)` over the webhook's terminal events FULL OUTER JOIN the
-  stream's, LEFT JOIN the billing records: the least any comparison of these tables costs;
+  stream's, LEFT JOIN the billing records: the least any comparison of these tables costs.
+  It runs three times (before, between and after the two runs); the ratios are against
+  its median;
 - compare: a reconcile run with healing switched off (evidence, comparison, counts);
 - reconcile: a full run (a second one over the same data) that also heals: one charge per
   missing webhook, one adjustment per corroborated duration, each with its outbox row and
   audit entry.
 
-Peak memory: the process's maximum RSS and the Python allocations traced during each run.
-Writes bench-results/reconcile.json.
+Time: wall seconds, and CPU seconds (this process's plus, for a local PostgreSQL, its
+backends'), which other work on a shared machine does not stretch. Peak memory: how far
+the process's resident memory rose above its level at the start of each run (sampled
+every 5 ms; no tracing, which would slow the timed code), and the process's maximum RSS. PostgreSQL gets its own database, `billing_sync_bench_reconcile`,
+so other benchmarks can run beside it. Writes bench-results/reconcile-<N>.json.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import json
 import os
 import resource
 import sys
+import statistics
 import tempfile
+import threading
 import time
-import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -52,6 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARIFF = Tariff(Decimal("0.60"), "EUR")  # one cent per second: amount = seconds
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 PER_CONVERSATION = 10
+PG_DATABASE = "billing_sync_bench_reconcile"
 
 # i % 100 picks the case: 0 missing webhook, 1 missing stream, 2 state conflict, 3 webhook
 # duration 6 s too long, 4 unbilled terminal, 5 orphan charge; the rest agree.
@@ -98,6 +105,7 @@ _ANALYTICS = """
     LEFT JOIN playback_events s ON s.source = 'stream' AND s.source_event_id = 'stream-' || p.playback_id
     WHERE p.state <> 'started'
     GROUP BY p.conversation_id
+    ORDER BY p.conversation_id
 """
 _TERMINAL = "('completed', 'failed', 'stopped')"
 # The fastest plain join of the same tables each database offers: PostgreSQL hashes a FULL
@@ -190,27 +198,102 @@ def _instant(value) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+class PeakRss:
+    """The process's resident memory sampled every 5 ms in a thread: its peak above the start.
+
+    Unlike tracemalloc it adds nothing to the timed code's allocations, and it sees the
+    driver's and SQLite's memory as well as Python's.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.start = self.peak = _rss_bytes()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def growth_mib(self) -> float:
+        return round((self.peak - self.start) / 2**20, 1)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+class CpuClock:
+    """CPU seconds a piece of work costs: this process's (SQLite runs in it) plus those of the
+    PostgreSQL backends serving this database (read from /proc, so only for a local server).
+
+    Other work on a shared machine stretches wall time, not CPU time: this is the steadier ratio.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __enter__(self) -> CpuClock:
+        self._start = time.process_time(), self._backends()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        own, backends = self._start
+        self.seconds = time.process_time() - own
+        for pid, seconds in self._backends().items():
+            self.seconds += seconds - backends.get(pid, 0.0)
+
+    def _backends(self) -> dict[int, float]:
+        if self._db.dialect != "postgresql":
+            return {}
+        with self._db.engine.connect() as connection:
+            pids = connection.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            )).scalars().all()
+        return {pid: seconds for pid in pids if (seconds := _process_cpu_s(pid)) is not None}
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def timed_run(db: Database, analytics, until: datetime, rules: Rules) -> dict:
-    tracemalloc.start()
-    started = time.perf_counter()
-    result = reconcile(db, analytics, TARIFF, since=SINCE, until=until, rules=rules, actor="bench",
-                       as_of=until + timedelta(days=1))
-    elapsed = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"seconds": round(elapsed, 3), "python_peak_mib": round(peak / 2**20, 1),
+    with PeakRss() as memory, CpuClock(db) as cpu:
+        started = time.perf_counter()
+        result = reconcile(db, analytics, TARIFF, since=SINCE, until=until, rules=rules, actor="bench",
+                           as_of=until + timedelta(days=1))
+        elapsed = time.perf_counter() - started
+    return {"seconds": round(elapsed, 3), "cpu_s": round(cpu.seconds, 2), "rss_growth_mib": memory.growth_mib,
             "charged": result.charged, "adjusted": result.adjusted, "counts": result.counts}
 
 
-def bare_join(db: Database) -> tuple[float, int]:
-    started = time.perf_counter()
-    with db.read() as session:
-        rows, _ = session.execute(text(BARE_JOIN[db.dialect])).one()
-    return time.perf_counter() - started, rows
+def bare_join(db: Database) -> tuple[float, float, int]:
+    """The baseline once: wall seconds, CPU seconds, rows."""
+    with CpuClock(db) as cpu:
+        started = time.perf_counter()
+        with db.read() as session:
+            rows, _ = session.execute(text(BARE_JOIN[db.dialect])).one()
+        elapsed = time.perf_counter() - started
+    return elapsed, cpu.seconds, rows
 
 
 def run_one(kind: str, workdir: Path, args) -> dict:
-    url = fresh_database(kind, workdir, args.postgres)
+    url = fresh_database(kind, workdir, args.postgres, name=PG_DATABASE)
     if kind == "postgresql":
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     db = Database.from_url(url)
@@ -220,17 +303,24 @@ def run_one(kind: str, workdir: Path, args) -> dict:
         analytics = GeneratedAnalytics(db)
         until = SINCE + timedelta(seconds=args.count // 4 + 60)
         bare_join(db)  # warm the cache the same way for both
-        join_s, join_rows = bare_join(db)
+        # The baseline three times, around the runs: its median is what the runs are held against.
+        joins = [bare_join(db)]
         compare = timed_run(db, analytics, until, Rules(heal_missing_webhook=False, heal_duration=False))
+        joins.append(bare_join(db))
         full = timed_run(db, analytics, until, Rules())
-        join_again_s, _ = bare_join(db)
+        joins.append(bare_join(db))
     finally:
         db.dispose()
+    join_s = statistics.median(seconds for seconds, _, _ in joins)
+    join_cpu_s = statistics.median(cpu for _, cpu, _ in joins)
     return {"generate_s": round(generated_s, 1), "analytics_conversations": len(analytics.conversations),
-            "bare_join_s": round(join_s, 3), "bare_join_after_s": round(join_again_s, 3), "bare_join_rows": join_rows,
-            "compare": compare, "reconcile": full,
+            "bare_join_s": round(join_s, 3), "bare_join_cpu_s": round(join_cpu_s, 2),
+            "bare_join_runs": [{"seconds": round(seconds, 3), "cpu_s": round(cpu, 2)} for seconds, cpu, _ in joins],
+            "bare_join_rows": joins[0][2], "compare": compare, "reconcile": full,
             "compare_vs_join": round(compare["seconds"] / join_s, 2),
             "reconcile_vs_join": round(full["seconds"] / join_s, 2),
+            "compare_vs_join_cpu": round(compare["cpu_s"] / join_cpu_s, 2),
+            "reconcile_vs_join_cpu": round(full["cpu_s"] / join_cpu_s, 2),
             "process_max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -251,12 +341,13 @@ def main() -> None:
             results["runs"][kind] = run_one(kind, Path(tmp), args)
     print(f"{args.count} playbacks, {os.cpu_count()} CPUs")
     print(f"{'database':<11} {'bare join s':>12} {'compare s':>10} {'x join':>7} {'reconcile s':>12} {'x join':>7}"
-          f" {'healed':>8} {'py peak MiB':>12} {'max RSS MiB':>12}")
+          f" {'x join (CPU)':>14} {'healed':>8} {'run RSS MiB':>12} {'max RSS MiB':>12}")
     for kind, run in results["runs"].items():
         healed = run["reconcile"]["charged"] + run["reconcile"]["adjusted"]
-        peak = max(run["compare"]["python_peak_mib"], run["reconcile"]["python_peak_mib"])
+        peak = max(run["compare"]["rss_growth_mib"], run["reconcile"]["rss_growth_mib"])
+        cpu = f"{run['compare_vs_join_cpu']} / {run['reconcile_vs_join_cpu']}"
         print(f"{kind:<11} {run['bare_join_s']:>12} {run['compare']['seconds']:>10} {run['compare_vs_join']:>7}"
-              f" {run['reconcile']['seconds']:>12} {run['reconcile_vs_join']:>7} {healed:>8} {peak:>12}"
+              f" {run['reconcile']['seconds']:>12} {run['reconcile_vs_join']:>7} {cpu:>14} {healed:>8} {peak:>12}"
               f" {run['process_max_rss_mib']:>12}")
     out = ROOT / "bench-results" / f"reconcile-{args.count}.json"
     out.parent.mkdir(exist_ok=True)

@@ -106,13 +106,18 @@ def append(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Chain one entry onto the audit log in the transaction of `session` (ORM or Core)."""
-    return append_many(session, [NewEntry(actor, action, subject, details)])[0]
+    return AuditEntry(**_append(session, [NewEntry(actor, action, subject, details)])[0])
 
 
-def append_many(session: Session | Connection, entries: Sequence[NewEntry]) -> list[AuditEntry]:
-    """Chain these entries, in order, onto the audit log in the transaction of `session`."""
-    if not entries:
-        return []
+def append_many(session: Session | Connection, entries: Sequence[NewEntry]) -> int:
+    """Chain these entries, in order, onto the audit log in the transaction of `session`; how many.
+
+    No entry objects are built: a reconciliation run appends tens of thousands at once.
+    """
+    return len(_append(session, entries)) if entries else 0
+
+
+def _append(session: Session | Connection, entries: Sequence[NewEntry]) -> list[dict]:
     if isinstance(session, Session):
         session.flush()  # the caller's pending rows go first: the head lock is taken last
         connection = session.connection()
@@ -130,7 +135,7 @@ def append_many(session: Session | Connection, entries: Sequence[NewEntry]) -> l
     else:
         connection.execute(_INSERT_ENTRIES, rows)
         connection.execute(_UPDATE_HEAD, {"new_last_id": rows[-1]["id"], "new_last_hash": rows[-1]["hash"]})
-    return [AuditEntry(**row) for row in rows]
+    return rows
 
 
 def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_commit: bool = False) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import ARRAY, Connection, any_, bindparam, func, insert, select
 from sqlalchemy.dialects import sqlite
 
 from .. import audit
@@ -66,6 +66,14 @@ class Ended:
     duration_ms: int
     ended_at: datetime | None
     provenance: str
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """What one playback's billing should come to: the record corrected and the true duration."""
+
+    record_id: int
+    duration_ms: int
 
 
 class CorrectionError(Exception):
@@ -150,35 +158,74 @@ def adjust(connection: Connection, record_id: int, *, duration_ms: int, tariff: 
     record's rate and currency (its increment and minimum are the tariff's). None when the
     sums already agree. Idempotent per cause.
     """
-    original = _lock_record(connection, record_id)
-    existing = _existing(connection, original.playback_id, "adjustment", cause)
-    if existing is not None:
-        return existing
-    net = connection.execute(
-        select(func.coalesce(func.sum(BillingRecord.duration_ms), 0),
-               func.coalesce(func.sum(BillingRecord.billable_seconds), 0),
-               func.coalesce(func.sum(BillingRecord.amount_minor), 0))
-        .where(BillingRecord.playback_id == original.playback_id,
-               BillingRecord.currency == original.currency)
-    ).one()
-    seconds = billable_seconds(duration_ms, tariff.increment_seconds, tariff.minimum_seconds)
-    amount = amount_minor(Decimal(original.rate_per_minute), seconds, original.currency)
-    deltas = (duration_ms - int(net[0]), seconds - int(net[1]), amount - int(net[2]))
-    if deltas == (0, 0, 0):
-        return None
-    row = _correction_row(original, "adjustment", cause, provenance, *deltas)
-    return _write(connection, [row], actor=actor)[0]
+    made = adjust_many(connection, [Correction(record_id, duration_ms)], tariff=tariff, cause=cause, actor=actor,
+                       provenance=provenance)
+    return made[0] if made else None
+
+
+def adjust_many(connection: Connection, corrections: list[Correction], *, tariff: Tariff, cause: str,
+                actor: str, provenance: str = "reconciliation") -> list[int]:
+    """`adjust` for many records in a handful of statements, whatever their number.
+
+    Returns the ids of the adjustments for `cause` that now exist for them (made here or
+    before); a correction whose playback's sums already agree makes none. One correction
+    per playback: a later one for the same playback is ignored.
+    """
+    originals = _lock_records(connection, [c.record_id for c in corrections])
+    playback_ids = sorted({original.playback_id for original in originals.values()})
+    existing = dict(connection.execute(
+        select(BillingRecord.playback_id, BillingRecord.id)
+        .where(_among(connection, BillingRecord.playback_id, playback_ids), BillingRecord.kind == "adjustment",
+               BillingRecord.cause == cause)
+    ).all())
+    nets = {(playback_id, currency): sums for playback_id, currency, *sums in connection.execute(
+        select(BillingRecord.playback_id, BillingRecord.currency, func.sum(BillingRecord.duration_ms),
+               func.sum(BillingRecord.billable_seconds), func.sum(BillingRecord.amount_minor))
+        .where(_among(connection, BillingRecord.playback_id, playback_ids))
+        .group_by(BillingRecord.playback_id, BillingRecord.currency)
+    )}
+    rows, seen = [], set(existing)
+    for correction in corrections:
+        original = originals[correction.record_id]
+        if original.playback_id in seen:
+            continue
+        seen.add(original.playback_id)
+        net = nets.get((original.playback_id, original.currency), (0, 0, 0))
+        seconds = billable_seconds(correction.duration_ms, tariff.increment_seconds, tariff.minimum_seconds)
+        amount = amount_minor(Decimal(original.rate_per_minute), seconds, original.currency)
+        deltas = (correction.duration_ms - int(net[0]), seconds - int(net[1]), amount - int(net[2]))
+        if deltas != (0, 0, 0):
+            rows.append(_correction_row(original, "adjustment", cause, provenance, *deltas))
+    return sorted([*existing.values(), *_write(connection, rows, actor=actor)])
 
 
 def _lock_record(connection: Connection, record_id: int):
     """The record corrected, with its playback locked so corrections of it queue up."""
-    original = connection.execute(select(BillingRecord).where(BillingRecord.id == record_id)).one_or_none()
-    if original is None:
-        raise CorrectionError(f"no billing record {record_id}")
+    return _lock_records(connection, [record_id])[record_id]
+
+
+def _lock_records(connection: Connection, record_ids: list[int]) -> dict:
+    """The records corrected by id, with their playbacks locked (in id order: no deadlocks)."""
+    wanted = sorted(set(record_ids))
+    originals = {row.id: row for row in connection.execute(
+        select(BillingRecord).where(_among(connection, BillingRecord.id, wanted)))}
+    missing = [record_id for record_id in wanted if record_id not in originals]
+    if missing:
+        raise CorrectionError(f"no billing record {missing[0]}")
     connection.execute(
-        select(Playback.id).where(Playback.playback_id == original.playback_id).with_for_update()
-    ).one()
-    return original
+        select(Playback.id)
+        .where(_among(connection, Playback.playback_id, sorted({row.playback_id for row in originals.values()})))
+        .order_by(Playback.id).with_for_update()
+    ).all()
+    return originals
+
+
+def _among(connection: Connection, column, values: list):
+    """SQL: `column` is one of `values`. PostgreSQL gets them as one array parameter: psycopg
+    would otherwise parse a statement with a placeholder for each of thousands of values."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _existing(connection: Connection, playback_id: str, kind: str, cause: str) -> int | None:

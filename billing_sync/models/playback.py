@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, BigId, Json, utcnow
+
+TERMINAL_CONDITION = "state IN ('completed', 'failed', 'stopped')"
 
 
 class PlaybackEvent(Base):
@@ -19,6 +21,10 @@ class PlaybackEvent(Base):
         Index(None, "playback_id", "sequence"),
         Index(None, "received_at"),
         Index(None, "occurred_at"),
+        # Reconciliation's first terminal event per playback and source: every column it
+        # reads, in (playback, id) order, so the comparison never visits the table.
+        Index("ix_playback_events_terminal", "source", "playback_id", "id", "state", "duration_ms", "occurred_at",
+              postgresql_where=text(TERMINAL_CONDITION), sqlite_where=text(TERMINAL_CONDITION)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Protocol
 
 from sqlalchemy import Connection, func, insert, select
@@ -25,7 +26,8 @@ from .bounds import check_window
 from .compare import Window, write_discrepancies
 from .heal import heal_durations, heal_missing_webhooks
 
-EVIDENCE_BATCH = 1000
+EVIDENCE_BATCH = 5000
+EVIDENCE_COLUMNS = ("run_id", "conversation_id", "conversation_start", "playbacks", "completed", "played_ms")
 
 
 class AnalyticsSource(Protocol):
@@ -109,14 +111,33 @@ def _start_run(connection: Connection, since, until, as_of, rules: Rules, actor:
 
 
 def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetrics) -> None:
-    """Each conversation's figures as evidence of this run, a batch of rows at a time."""
+    """Each conversation's figures as evidence of this run, straight to the driver: COPY on
+    PostgreSQL, one executemany a batch at a time on SQLite."""
     conversations = metrics.conversations
-    for start in range(0, len(conversations), EVIDENCE_BATCH):
-        connection.execute(insert(AnalyticsConversation), [
-            {"run_id": run_id, "conversation_id": c.conversation_id, "conversation_start": c.started_at,
-             "playbacks": c.playbacks, "completed": c.completed, "played_ms": c.played_ms}
-            for c in conversations[start:start + EVIDENCE_BATCH]])
+    rows = ((run_id, c.conversation_id, _utc(c.started_at), c.playbacks, c.completed, c.played_ms)
+            for c in conversations)
+    columns = ", ".join(EVIDENCE_COLUMNS)
+    if connection.dialect.name == "postgresql":
+        with (connection.connection.driver_connection.cursor() as cursor,
+              cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN") as copy):
+            for row in rows:
+                copy.write_row(row)
+    else:
+        # The column's own conversion: SQLite keeps a UTC time as the text SQLAlchemy reads back.
+        column_type = AnalyticsConversation.conversation_start.type.dialect_impl(connection.dialect)
+        stored_time = column_type.bind_processor(connection.dialect)
+        statement = f"INSERT INTO analytics_conversations ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+        while batch := [(run_id, cid, stored_time(start), n, done, ms)
+                        for run_id, cid, start, n, done, ms in islice(rows, EVIDENCE_BATCH)]:
+            connection.exec_driver_sql(statement, batch)
     connection.execute(
         ReconciliationRun.__table__.update().where(ReconciliationRun.id == run_id)
         .values(analytics_conversations=len(conversations))
     )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """COPY bypasses the column type's check: a naive time would be read in the session's zone."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError("analytics conversation start must be timezone-aware")
+    return value

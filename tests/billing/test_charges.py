@@ -17,7 +17,7 @@ from billing_sync.ledger.ingest import record_events
 from billing_sync.ledger.rating import Tariff
 from billing_sync.audit import verify_chain
 from billing_sync.ledger.records import (
-    CorrectionError, adjust, record_json, reverse, webhook_body, webhook_body_around_id,
+    Correction, CorrectionError, adjust, adjust_many, record_json, reverse, webhook_body, webhook_body_around_id,
 )
 from billing_sync.models import AuditEntry, BillingRecord, OutboxMessage
 
@@ -221,3 +221,31 @@ def test_reversal_and_adjustment_are_new_records_that_correct_the_charge(client,
     with pytest.raises(CorrectionError), db.transaction() as connection:
         reverse(connection, 999_999, cause="nothing", actor="test")
     assert audit_actions(db) == ["billing.charge.created", "billing.adjustment.created", "billing.reversal.created"]
+
+
+def test_many_records_are_adjusted_at_once_as_one_at_a_time_would(client, webhook_auth, events, db):
+    for duration in (60_000, 30_000, 45_000):
+        post(client, events.lifecycle(duration=duration), webhook_auth)
+    first, second, third = records(db)
+    with db.transaction() as connection:
+        before = adjust(connection, first.id, duration_ms=70_000, tariff=TARIFF, cause="reconcile:1", actor="test")
+        # first: already adjusted for this cause; second: already right; third: 5 s too long,
+        # and a second correction of the same playback is ignored.
+        made = adjust_many(connection, [Correction(first.id, 90_000), Correction(second.id, 30_000),
+                                        Correction(third.id, 40_000), Correction(third.id, 10_000)],
+                           tariff=TARIFF, cause="reconcile:1", actor="test")
+    *_, adjustment = records(db)
+    assert made == [before, adjustment.id]
+    assert (adjustment.playback_id, adjustment.duration_ms, adjustment.billable_seconds, adjustment.amount_minor,
+            adjustment.corrects) == (third.playback_id, -5_000, -5, -5, third.id)
+    assert [m.record_id for m in outbox(db)] == [first.id, second.id, third.id, before, adjustment.id]
+    with db.transaction() as connection:
+        assert adjust_many(connection, [Correction(third.id, 40_000)], tariff=TARIFF, cause="reconcile:1",
+                           actor="test") == [adjustment.id]
+    with pytest.raises(CorrectionError), db.transaction() as connection:
+        adjust_many(connection, [Correction(third.id, 1_000), Correction(999_999, 1_000)], tariff=TARIFF,
+                    cause="reconcile:2", actor="test")
+    assert len(records(db)) == 5
+    assert audit_actions(db).count("billing.adjustment.created") == 2
+    with db.read() as session:
+        assert verify_chain(session).ok

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from billing_sync.audit import verify_chain
-from billing_sync.ledger.events import PlaybackEvent, ReceivedEvent
+from billing_sync.ledger.events import TERMINAL_STATES, PlaybackEvent, ReceivedEvent
 from billing_sync.ledger.ingest import record_events
 from billing_sync.ledger.records import Ended, charge_ended
-from billing_sync.models import AuditEntry, OutboxMessage
+from billing_sync.models import AnalyticsConversation, AuditEntry, BillingRecord, OutboxMessage
+from billing_sync.models.playback import TERMINAL_CONDITION
+from billing_sync.reconcile import heal
 
 from .conftest import SINCE, TARIFF, UNTIL
 
@@ -198,3 +201,60 @@ def test_the_stream_ending_first_does_not_stop_the_webhook_charging(ledger):
     # A second, conflicting webhook terminal event never charges.
     ledger.playback("webhook", playback_id=playback_id, duration_ms=9_000)
     assert [r.id for r in ledger.records(playback_id)] == [charge.id]
+
+
+def test_each_source_is_judged_by_its_first_terminal_event(ledger, analytics, run):
+    playback_id = ledger.both(duration_ms=12_000)
+    # A later, conflicting terminal report from each source: kept in the ledger, never compared.
+    late = SINCE + timedelta(minutes=7)
+    for source, state, duration_ms in (("webhook", "stopped", 3_000), ("stream", "failed", 0)):
+        event = PlaybackEvent("conv-1", playback_id, state, duration_ms, 3, late)
+        with ledger.db.transaction() as connection:
+            record_events(connection, [ReceivedEvent(f"{source}-late", event, {})], source=source)
+    analytics.report("conv-1", 1, 1, 12_000)
+    assert kinds(ledger, run().run_id) == []
+
+
+def test_heals_span_many_batches(db, ledger, analytics, run, monkeypatch):
+    monkeypatch.setattr(heal, "BATCH", 2)
+    missing = [ledger.playback("stream", conversation_id="conv-2", duration_ms=10_000 + n * 1_000, minute=n)
+               for n in range(5)]
+    long = [ledger.playback("webhook", conversation_id=f"conv-{n}", duration_ms=20_000, minute=n)
+            for n in range(10, 13)]
+    for n, playback_id in enumerate(long, start=10):
+        ledger.playback("stream", playback_id=playback_id, conversation_id=f"conv-{n}", duration_ms=14_000, minute=n)
+        analytics.report(f"conv-{n}", 1, 1, 14_000)
+    first = run()
+    assert (first.charged, first.adjusted) == (5, 3)
+    assert [ledger.billed(p) for p in missing] == [(10_000 + n * 1_000, 10 + n) for n in range(5)]
+    assert [ledger.billed(p) for p in long] == [(14_000, 14)] * 3
+    assert {(d.kind, d.status) for d in ledger.discrepancies(first.run_id) if d.playback_id} == \
+        {("missing_webhook", "healed"), ("duration_mismatch", "healed")}
+    with db.read() as session:
+        assert verify_chain(session).ok
+        records = list(session.scalars(select(BillingRecord.id).where(BillingRecord.provenance == "stream")))
+        audited = set(session.scalars(select(AuditEntry.subject).where(AuditEntry.action.like("billing.%.created"))))
+        messages = set(session.scalars(select(OutboxMessage.record_id)))
+    assert len(records) == 8 and {f"billing_record:{r}" for r in records} <= audited and set(records) <= messages
+    second = run()
+    assert (second.charged, second.adjusted) == (0, 0)
+
+
+def test_analytics_evidence_is_stored_as_reported(db, analytics, run):
+    analytics.report("conv-1", 3, 2, 40_000, started_at=SINCE + timedelta(minutes=3, microseconds=7))
+    analytics.report("conv-2", 0, 0, 0, started_at=None)
+    result = run()
+    with db.read() as session:
+        stored = session.scalars(select(AnalyticsConversation).where(AnalyticsConversation.run_id == result.run_id)
+                                 .order_by(AnalyticsConversation.conversation_id)).all()
+        # Compared in SQL with the window's bounds: the stored time must order like the instant.
+        later = session.scalar(select(func.count()).select_from(AnalyticsConversation)
+                               .where(AnalyticsConversation.conversation_start > SINCE + timedelta(minutes=3)))
+    assert [(a.conversation_id, a.conversation_start, a.playbacks, a.completed, a.played_ms) for a in stored] == [
+        ("conv-1", SINCE + timedelta(minutes=3, microseconds=7), 3, 2, 40_000), ("conv-2", None, 0, 0, 0)]
+    assert later == 1
+
+
+def test_the_terminal_events_index_holds_every_terminal_state():
+    # The comparison finds first terminal events only through this partial index.
+    assert set(re.findall(r"'(\w+)'", TERMINAL_CONDITION)) == TERMINAL_STATES
