@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -22,3 +23,11 @@ def postgres_reachable(url: str) -> bool:
 
 def database_kinds(url: str) -> list[str]:
     return ["sqlite", "postgresql"] if postgres_reachable(url) else ["sqlite"]
+
+
+def write_results(root, name: str, results: dict) -> None:
+    """Keep a run's figures as bench-results/<name>.json (git-ignored) and say where."""
+    out = root / "bench-results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwritten to {out.relative_to(root)}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from .databases import database_kinds
+from .databases import database_kinds, write_results
 from sqlalchemy import func, select
 
 from billing_sync import schema
@@ -151,10 +151,7 @@ def main() -> None:
     for kind, run in results["runs"].items():
         print(f"{kind:<11} {run['baseline_per_s']:>11} {run['dispatch_per_s']:>11} {run['ratio']:>7.0%} "
               f"{run['delivered_in_db']:>10} {run['verified_by_sink']:>9} {run['dispatcher_cpu_ms_per_delivery']:>16}")
-    out = ROOT / "bench-results" / "dispatch.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results(ROOT, "dispatch", results)
 
 
 if __name__ == "__main__":

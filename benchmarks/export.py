@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from .databases import postgres_reachable
+from .databases import postgres_reachable, write_results
 
 from .ingest import ROOT, migrate, service_env
 
@@ -164,10 +164,7 @@ def main() -> None:
                 with psycopg.connect(args.postgres, autocommit=True) as connection:
                     connection.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
     print_table(results)
-    out = ROOT / "bench-results" / "export.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results(ROOT, "export", results)
 
 
 def print_table(results: dict) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from .databases import database_kinds
+from .databases import database_kinds, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "bench", "bench-password"
@@ -139,10 +139,7 @@ def main() -> None:
             ingest = measure("wsgi:app", env, args)
             results["runs"][kind] = {"baseline": baseline, "ingest": ingest}
     print_table(results)
-    out = ROOT / "bench-results" / "ingest.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results(ROOT, "ingest", results)
 
 
 def print_table(results: dict) -> None:

@@ -34,7 +34,7 @@ from billing_sync.db import Database
 from billing_sync.metrics.database import DatabaseCollector
 from billing_sync.models import DeliveryCount, ReconciliationRun, StreamListener
 
-from .databases import database_kinds
+from .databases import database_kinds, write_results
 from .ingest import fresh_database
 from .reconcile import SINCE, generate
 
@@ -195,10 +195,7 @@ def main() -> None:
             part = run[size]
             print(f"{kind:<11} {part['rows']:>10} {part['scrape_ms']:>10} {part['outbox_count_ms']:>19}"
                   f" {part['scrape_vs_outbox_count']:>9}" + (f" {run['large_vs_small']:>19}" if size == "large" else ""))
-    out = ROOT / "bench-results" / f"metrics-{args.rows}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results(ROOT, f"metrics-{args.rows}", results)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 
 
-from .databases import database_kinds
+from .databases import database_kinds, write_results
 from sqlalchemy import text
 
 from billing_sync import schema
@@ -349,10 +349,7 @@ def main() -> None:
         print(f"{kind:<11} {run['bare_join_s']:>12} {run['compare']['seconds']:>10} {run['compare_vs_join']:>7}"
               f" {run['reconcile']['seconds']:>12} {run['reconcile_vs_join']:>7} {cpu:>14} {healed:>8} {peak:>12}"
               f" {run['process_max_rss_mib']:>12}")
-    out = ROOT / "bench-results" / f"reconcile-{args.count}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    write_results(ROOT, f"reconcile-{args.count}", results)
 
 
 if __name__ == "__main__":
