@@ -31,13 +31,16 @@ class Services:
     control: PlaybackControl
 
 
-def create_app(settings: Settings | None = None, *, genesys_client: GenesysClient | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, genesys_client: GenesysClient | None = None,
+               web: bool = True) -> Flask:
     """Build the Flask app: settings, database, API, request logging.
 
     The Genesys client is built on first use, per process; `genesys_client` replaces it
-    (tests point one at the sandbox with a recording transport).
+    (tests point one at the sandbox with a recording transport). `web=False` leaves out the
+    HTTP side (API blueprints, OpenAPI, request hooks): what `billing-sync` commands run in,
+    which then start without building the OpenAPI document.
     """
-    from . import api, logs, requests
+    from . import logs
 
     settings = settings or Settings.from_env()
     logs.configure_logging(settings.log_level)
@@ -53,8 +56,11 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
         settings=settings, db=db, webhook_ingest=GroupCommit(db, source="webhook", tariff=tariff),
         genesys=genesys, control=PlaybackControl(db, genesys, MediaPolicy.from_settings(settings)),
     )
-    requests.init_app(app)
-    api.init_app(app)
+    if web:
+        from . import api, requests
+
+        requests.init_app(app)
+        api.init_app(app)
     return app
 
 

@@ -19,7 +19,7 @@ from .models import ROLES
 
 def _app_for_cli() -> Flask:
     try:
-        return create_app()
+        return create_app(web=False)
     except ConfigError as error:
         raise click.ClickException(f"configuration: {error}") from None
 
