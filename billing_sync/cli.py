@@ -24,6 +24,16 @@ def _app_for_cli() -> Flask:
         raise click.ClickException(f"configuration: {error}") from None
 
 
+def _genesys_client(settings):
+    """The Genesys client the settings describe; a missing or malformed one is one line."""
+    from .genesys.client import GenesysClient
+
+    try:
+        return GenesysClient.from_settings(settings)
+    except ConfigError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+
+
 # Commands kept in their own modules, imported only when they run (or help lists them):
 # `billing-sync export` need not load the sandbox org.
 _COMMANDS_ELSEWHERE = {
@@ -148,7 +158,6 @@ def dispatch(once: bool, replay_dead: bool, since, concurrency: int, batch_size:
 @with_appcontext
 def stream_command(shard: str, refresh_s: float) -> None:
     """Listen to the Genesys event stream: stream evidence, switching rules. Stops on SIGTERM/SIGINT."""
-    from .genesys.client import GenesysClient
     from .genesys.errors import GenesysError
     from .playback.control import PlaybackControl
     from .playback.media import MediaPolicy
@@ -160,10 +169,7 @@ def stream_command(shard: str, refresh_s: float) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--shard") from None
     settings, db = services().settings, services().db
-    try:
-        genesys = GenesysClient.from_settings(settings)
-    except ConfigError as error:
-        raise click.ClickException(f"configuration: {error}") from None
+    genesys = _genesys_client(settings)
     with genesys:
         control = PlaybackControl(db, lambda: genesys, MediaPolicy.from_settings(settings))
         worker = StreamWorker(db, genesys, Switcher(db, control), shard=parsed, refresh_s=refresh_s)
@@ -183,11 +189,9 @@ def stream_command(shard: str, refresh_s: float) -> None:
 @with_appcontext
 def reconcile_command(since, until, grace_s: int | None) -> None:
     """Compare the ledger with the stream and analytics over a window; heal what can be proved."""
-    from .genesys.client import GenesysClient
     from .genesys.errors import GenesysError
     from .ledger.rating import Tariff
     from .reconcile import Rules, reconcile
-
     from .reconcile.bounds import WindowError, check_window
 
     since, until = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC)
@@ -196,10 +200,7 @@ def reconcile_command(since, until, grace_s: int | None) -> None:
     except WindowError as error:
         raise click.UsageError(f"--since/--until: {error}") from None
     settings, db = services().settings, services().db
-    try:
-        genesys = GenesysClient.from_settings(settings)
-    except ConfigError as error:
-        raise click.ClickException(f"configuration: {error}") from None
+    genesys = _genesys_client(settings)
     with genesys:
         try:
             result = reconcile(db, genesys, Tariff.from_settings(settings), since=since, until=until,

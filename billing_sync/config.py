@@ -180,21 +180,19 @@ def _percent(name: str, raw: str) -> Decimal:
     return value
 
 
-def _env(var: str, parse: Callable[[str, str], Any], *, required: bool = False, help: str = ""):
-    return field(
-        default=None,
-        metadata={"var": var, "parse": parse, "required": required, "help": help},
-    )
+def _env(var: str, parse: Callable[[str, str], Any], *, default: Any = None, required: bool = False,
+         help: str = ""):
+    """A setting read from `var`, parsed by `parse`, `default` when unset."""
+    return field(default=default, metadata={"var": var, "parse": parse, "required": required, "help": help})
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The service's configuration. Build it with `Settings.from_env()` or directly in tests."""
 
-    database_url: str = field(
-        default=DEFAULT_DATABASE_URL,
-        metadata={"var": "DATABASE_URL", "parse": _database_url, "required": False,
-                  "help": "SQLAlchemy URL of the ledger database"},
+    database_url: str = _env(
+        "DATABASE_URL", _database_url, default=DEFAULT_DATABASE_URL,
+        help="SQLAlchemy URL of the ledger database",
     )
     webhook_username: str = _env(
         "BILLING_SYNC_WEBHOOK_USERNAME", _secret, required=True,
@@ -204,10 +202,9 @@ class Settings:
         "BILLING_SYNC_WEBHOOK_PASSWORD", _secret, required=True,
         help="Basic-auth password Genesys Cloud sends with each webhook",
     )
-    genesys_environment: str = field(
-        default="mypurecloud.com",
-        metadata={"var": "GENESYS_ENVIRONMENT", "parse": _genesys_environment, "required": False,
-                  "help": "Genesys Cloud region host, region code or absolute URL (the sandbox's)"},
+    genesys_environment: str = _env(
+        "GENESYS_ENVIRONMENT", _genesys_environment, default="mypurecloud.com",
+        help="Genesys Cloud region host, region code or absolute URL (the sandbox's)",
     )
     genesys_client_id: str | None = _env(
         "GENESYS_CLIENT_ID", _secret, help="OAuth client-credentials client id"
@@ -229,15 +226,13 @@ class Settings:
                   "help": "comma-separated hosts media may be played from (`*.example.com` wildcards; "
                           "an IP literal or private host only when listed exactly); empty refuses all"},
     )
-    media_allow_http: bool = field(
-        default=False,
-        metadata={"var": "MEDIA_ALLOW_HTTP", "parse": _boolean, "required": False,
-                  "help": "accept plain http:// media URLs as well as https:// (true or false)"},
+    media_allow_http: bool = _env(
+        "MEDIA_ALLOW_HTTP", _boolean, default=False,
+        help="accept plain http:// media URLs as well as https:// (true or false)",
     )
-    log_level: str = field(
-        default="INFO",
-        metadata={"var": "LOG_LEVEL", "parse": _log_level, "required": False,
-                  "help": "DEBUG, INFO, WARNING or ERROR"},
+    log_level: str = _env(
+        "LOG_LEVEL", _log_level, default="INFO",
+        help="DEBUG, INFO, WARNING or ERROR",
     )
     billing_webhook_url: str | None = _env(
         "BILLING_WEBHOOK_URL", _http_url, help="where the dispatcher posts signed billing records",
@@ -246,10 +241,9 @@ class Settings:
         "BILLING_WEBHOOK_SECRET", _webhook_secrets,
         help="whsec_ secrets the dispatcher signs with, comma-separated during rotation",
     )
-    billing_retry_schedule: tuple[float, ...] = field(
-        default=DEFAULT_RETRY_SCHEDULE,
-        metadata={"var": "BILLING_RETRY_SCHEDULE", "parse": _retry_schedule, "required": False,
-                  "help": "seconds before each delivery attempt, comma-separated, starting with 0"},
+    billing_retry_schedule: tuple[float, ...] = _env(
+        "BILLING_RETRY_SCHEDULE", _retry_schedule, default=DEFAULT_RETRY_SCHEDULE,
+        help="seconds before each delivery attempt, comma-separated, starting with 0",
     )
     billing_rate_per_minute: Decimal = _env(
         "BILLING_RATE_PER_MINUTE", _rate, required=True,
@@ -258,46 +252,38 @@ class Settings:
     billing_currency: str = _env(
         "BILLING_CURRENCY", _currency, required=True, help="ISO 4217 code of the rate (EUR, JPY, KWD)",
     )
-    billing_increment_seconds: int = field(
-        default=1,
-        metadata={"var": "BILLING_INCREMENT_SECONDS", "parse": _positive_int, "required": False,
-                  "help": "billable time is rounded up to a multiple of this many seconds"},
+    billing_increment_seconds: int = _env(
+        "BILLING_INCREMENT_SECONDS", _positive_int, default=1,
+        help="billable time is rounded up to a multiple of this many seconds",
     )
-    billing_minimum_seconds: int = field(
-        default=0,
-        metadata={"var": "BILLING_MINIMUM_SECONDS", "parse": _non_negative_int, "required": False,
-                  "help": "least billable seconds of a playback that played at all"},
+    billing_minimum_seconds: int = _env(
+        "BILLING_MINIMUM_SECONDS", _non_negative_int, default=0,
+        help="least billable seconds of a playback that played at all",
     )
 
-    reconcile_grace_s: int = field(
-        default=600,
-        metadata={"var": "RECONCILE_GRACE_S", "parse": _non_negative_int, "required": False,
-                  "help": "seconds after a playback ends before a missing webhook counts as missing"},
+    reconcile_grace_s: int = _env(
+        "RECONCILE_GRACE_S", _non_negative_int, default=600,
+        help="seconds after a playback ends before a missing webhook counts as missing",
     )
-    reconcile_analytics_lag_s: int = field(
-        default=900,
-        metadata={"var": "RECONCILE_ANALYTICS_LAG_S", "parse": _non_negative_int, "required": False,
-                  "help": "seconds analytics may lag; younger conversations are pending, not wrong"},
+    reconcile_analytics_lag_s: int = _env(
+        "RECONCILE_ANALYTICS_LAG_S", _non_negative_int, default=900,
+        help="seconds analytics may lag; younger conversations are pending, not wrong",
     )
-    reconcile_tolerance_ms: int = field(
-        default=1000,
-        metadata={"var": "RECONCILE_TOLERANCE_MS", "parse": _non_negative_int, "required": False,
-                  "help": "durations differing by no more than this many ms (or the percentage) agree"},
+    reconcile_tolerance_ms: int = _env(
+        "RECONCILE_TOLERANCE_MS", _non_negative_int, default=1000,
+        help="durations differing by no more than this many ms (or the percentage) agree",
     )
-    reconcile_tolerance_percent: Decimal = field(
-        default=Decimal("2"),
-        metadata={"var": "RECONCILE_TOLERANCE_PERCENT", "parse": _percent, "required": False,
-                  "help": "durations differing by no more than this % of the longer (or the ms) agree"},
+    reconcile_tolerance_percent: Decimal = _env(
+        "RECONCILE_TOLERANCE_PERCENT", _percent, default=Decimal("2"),
+        help="durations differing by no more than this % of the longer (or the ms) agree",
     )
-    reconcile_heal_missing_webhook: bool = field(
-        default=True,
-        metadata={"var": "RECONCILE_HEAL_MISSING_WEBHOOK", "parse": _boolean, "required": False,
-                  "help": "charge a playback the webhook never reported from its stream evidence"},
+    reconcile_heal_missing_webhook: bool = _env(
+        "RECONCILE_HEAL_MISSING_WEBHOOK", _boolean, default=True,
+        help="charge a playback the webhook never reported from its stream evidence",
     )
-    reconcile_heal_duration: bool = field(
-        default=True,
-        metadata={"var": "RECONCILE_HEAL_DURATION", "parse": _boolean, "required": False,
-                  "help": "adjust a webhook duration that both the stream and analytics contradict"},
+    reconcile_heal_duration: bool = _env(
+        "RECONCILE_HEAL_DURATION", _boolean, default=True,
+        help="adjust a webhook duration that both the stream and analytics contradict",
     )
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ from billing_sync.keys import create_key
 from billing_sync import schema
 
 from .control_fixtures import (  # noqa: F401 - fixtures for every test directory
-    admin_key, calls, control_app, control_client, control_settings, make_control_app, sandbox,
+    admin_key, calls, control_app, control_client, control_settings, make_control_app, sandbox, served_app,
 )
 
 POSTGRES_ADMIN_URL = os.environ.get("BILLING_SYNC_TEST_POSTGRES")

@@ -5,9 +5,11 @@ Imported by tests/conftest.py so every test directory can use them.
 
 from __future__ import annotations
 
+import threading
 from contextlib import closing
 
 import pytest
+from werkzeug.serving import make_server
 
 from billing_sync import create_app
 from billing_sync.genesys.client import GenesysClient
@@ -84,3 +86,14 @@ def admin_key(control_app):
         return {"Authorization": f"Bearer {key}"}, row.id
 
     return make
+
+
+@pytest.fixture
+def served_app(control_app):
+    """The app on a loopback port, so the sandbox can deliver webhooks to it."""
+    server = make_server("127.0.0.1", 0, control_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)

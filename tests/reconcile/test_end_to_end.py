@@ -10,12 +10,10 @@ a second run changes nothing.
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import case, func, select
-from werkzeug.serving import make_server
 
 from billing_sync.genesys.client import GenesysClient
 from billing_sync.ledger.events import TERMINAL_STATES
@@ -36,16 +34,6 @@ FAULTY = {"webhook_drop_rate": 0.1, "webhook_duplicate_rate": 0.1, "webhook_reor
           "stream_drop_every_s": 40}
 HEALTHY = {"webhook_drop_rate": 0.0, "webhook_duplicate_rate": 0.0, "webhook_reorder": False,
            "stream_drop_every_s": None}
-
-
-@pytest.fixture
-def served_app(control_app):
-    server = make_server("127.0.0.1", 0, control_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def terminal_sources(db, playback_id) -> set[str]:

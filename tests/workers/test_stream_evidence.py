@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from billing_sync.genesys.client import GenesysClient
 from billing_sync.models import PlaybackEvent
@@ -17,17 +15,6 @@ from ..genesys.sandbox_helpers import wait_until
 from .test_stream_worker import ledger_state, play, subscribed
 
 WAIT_S = 10
-
-
-@pytest.fixture
-def served_app(control_app):
-    """The app on a loopback port, so the sandbox can deliver webhooks to it."""
-    server = make_server("127.0.0.1", 0, control_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 def evidence(db, playback_id, source):
