@@ -35,7 +35,7 @@ from .ingest import ROOT, migrate, service_env
 SINCE, UNTIL = "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"
 COLUMNS = "id, occurred_at, conversation_id, playback_id, state, duration_ms, sequence, source, source_event_id, received_at"
 WHERE = "occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01' ORDER BY occurred_at, id"
-PG_DATABASE = "billing_sync_bench_export"
+PG_DATABASE = "billing_sync_bench_export" + os.environ.get("BILLING_SYNC_BENCH_DB_SUFFIX", "")
 
 _PG_SEED = """
 INSERT INTO playback_events (source, source_event_id, playback_id, conversation_id, state, duration_ms,

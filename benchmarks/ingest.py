@@ -85,7 +85,12 @@ def run_wrk(url: str, batch: int, seconds: int, connections: int) -> dict:
 
 
 def fresh_database(kind: str, workdir: Path, postgres_admin: str | None, name: str = "billing_sync_bench") -> str:
-    """A new empty database for one benchmark; each benchmark its own `name`, so they can run side by side."""
+    """A new empty database for one benchmark; each benchmark its own `name`, so they can run side by side.
+
+    `BILLING_SYNC_BENCH_DB_SUFFIX` in the environment is added to the PostgreSQL name, so two
+    checkouts can run the same benchmark at once without dropping each other's database.
+    """
+    name += os.environ.get("BILLING_SYNC_BENCH_DB_SUFFIX", "")
     if kind == "sqlite":
         return f"sqlite:///{workdir}/{name}.db"
     with psycopg.connect(postgres_admin, autocommit=True) as connection:
