@@ -2,33 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
 from .config import Settings
 from .db import Database
-from .genesys.client import GenesysClient
-from .genesys.provider import ClientProvider
-from .ledger.group_commit import GroupCommit
-from .ledger.rating import Tariff
-from .playback.control import PlaybackControl
-from .playback.media import MediaPolicy
+
+if TYPE_CHECKING:  # imported when first built: a command such as `export` never loads them
+    from .genesys.client import GenesysClient
+    from .genesys.provider import ClientProvider
+    from .ledger.group_commit import GroupCommit
+    from .playback.control import PlaybackControl
 
 MAX_BODY_BYTES = 1024 * 1024
 # A web request must not wait out Genesys Cloud's rate limit: one retry, then 503 + Retry-After.
 API_GENESYS_OPTIONS = {"max_tries": 2, "max_retry_after_s": 5.0, "timeout_s": 10.0}
 
 
-@dataclass(frozen=True)
 class Services:
-    """What every part of the app reaches through `current_app`: settings, database, ingest, control."""
+    """What every part of the app reaches through `current_app`: settings, database, ingest, control.
 
-    settings: Settings
-    db: Database
-    webhook_ingest: GroupCommit
-    genesys: ClientProvider
-    control: PlaybackControl
+    Settings and database are made with the app. Ingest, the Genesys client provider and
+    playback control are built once, on first use (the web app builds them at once): a
+    command that needs none of them, such as `billing-sync export`, then never imports the
+    Genesys client, httpx or the ingest path, a third of a second of start-up.
+    """
+
+    def __init__(self, settings: Settings, db: Database, *, genesys_client: GenesysClient | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self._genesys_client = genesys_client
+        self._lock = threading.Lock()
+        self._built: tuple[GroupCommit, ClientProvider, PlaybackControl] | None = None
+
+    @property
+    def webhook_ingest(self) -> GroupCommit:
+        return self._parts()[0]
+
+    @property
+    def genesys(self) -> ClientProvider:
+        return self._parts()[1]
+
+    @property
+    def control(self) -> PlaybackControl:
+        return self._parts()[2]
+
+    def _parts(self) -> tuple[GroupCommit, ClientProvider, PlaybackControl]:
+        with self._lock:
+            if self._built is None:
+                from .genesys.provider import ClientProvider
+                from .ledger.group_commit import GroupCommit
+                from .ledger.rating import Tariff
+                from .playback.control import PlaybackControl
+                from .playback.media import MediaPolicy
+
+                settings, db = self.settings, self.db
+                tariff = Tariff.from_settings(settings)
+                genesys = ClientProvider(settings, client=self._genesys_client, **API_GENESYS_OPTIONS)
+                self._built = (GroupCommit(db, source="webhook", tariff=tariff), genesys,
+                               PlaybackControl(db, genesys, MediaPolicy.from_settings(settings)))
+            return self._built
 
 
 def create_app(settings: Settings | None = None, *, genesys_client: GenesysClient | None = None,
@@ -38,7 +73,8 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
     The Genesys client is built on first use, per process; `genesys_client` replaces it
     (tests point one at the sandbox with a recording transport). `web=False` leaves out the
     HTTP side (API blueprints, OpenAPI, request hooks): what `billing-sync` commands run in,
-    which then start without building the OpenAPI document.
+    which then start without building the OpenAPI document, and build ingest and playback
+    control only if they use them.
     """
     from . import logs
 
@@ -49,16 +85,12 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         JSON_SORT_KEYS=False,
     )
-    db = Database.from_url(settings.database_url)
-    tariff = Tariff.from_settings(settings)
-    genesys = ClientProvider(settings, client=genesys_client, **API_GENESYS_OPTIONS)
-    app.extensions["billing_sync"] = Services(
-        settings=settings, db=db, webhook_ingest=GroupCommit(db, source="webhook", tariff=tariff),
-        genesys=genesys, control=PlaybackControl(db, genesys, MediaPolicy.from_settings(settings)),
-    )
+    app_services = Services(settings, Database.from_url(settings.database_url), genesys_client=genesys_client)
+    app.extensions["billing_sync"] = app_services
     if web:
         from . import api, requests
 
+        app_services.control  # noqa: B018 - built now, before gunicorn forks its workers, as always
         requests.init_app(app)
         api.init_app(app)
     return app

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -151,6 +150,8 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
     if connection.dialect.name != "postgresql":
         append_many(connection, entries)
         return
+    from psycopg.types.json import Jsonb  # here: on SQLite, psycopg is never loaded
+
     created_at = utcnow()
     given, heads, tails = [], [], []
     for n, entry in enumerate(entries, start=1):
