@@ -8,10 +8,11 @@ Three ways to the same bytes, the fastest that applies:
   differences are mended: an empty string comes out as `""` (to tell it from NULL), so text
   cells are sent as NULL when empty; and records end in LF, which becomes CRLF (`crlf`:
   every LF outside quotes, never one inside a quoted cell).
-- **SQLite, every cell rendered in SQL**: one `printf` per row writes the record, unquoted,
-  and `needs_no_quoting` proves from the batch's text that no cell needed quoting. At the
-  first batch it cannot prove (or holding a text cell with a NUL character, where printf
-  would stop), the export goes on from that batch's first row with the third way.
+- **SQLite, every cell rendered in SQL** (timestamps finished per batch): one `printf` per
+  row writes the record, unquoted, and `csv_printed.Printed` proves from the batch's bytes
+  that no cell needed quoting. At the first batch it cannot prove (or holding a text cell
+  with a NUL character, where printf would stop), the export goes on from that batch's
+  first row with the third way.
 - **Otherwise** (a JSON column, rendered in Python): cells, encoded by `RecordEncoder`.
 
 Python handles one object per row or fewer in the first two: that is what makes a
@@ -25,11 +26,12 @@ from collections.abc import Iterator
 from itertools import chain
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, case, func, null, or_
+from sqlalchemy import Connection, func
 from sqlalchemy.sql.expression import ColumnElement
 
 from . import reading
-from .csv_format import RecordEncoder, needs_no_quoting
+from .csv_format import RecordEncoder
+from .csv_printed import Printed
 from .datasets import Column, Dataset, Window
 
 if TYPE_CHECKING:  # psycopg is imported only when PostgreSQL is read
@@ -127,16 +129,9 @@ def crlf(data: bytes) -> bytes:
     return b'"'.join(pieces)
 
 
-def _printed_record(dataset: Dataset) -> ColumnElement:
-    """The row as one unquoted CSV record; NULL when a text cell holds a NUL, where printf would stop."""
-    record = func.printf(",".join(["%s"] * len(dataset.columns)) + "\r\n", *(c.cell_sql() for c in dataset.columns))
-    holds_nul = [func.instr(c.source, func.char(0)) > 0 for c in dataset.columns if c.kind == "text"]
-    return case((or_(*holds_nul), null()), else_=record) if holds_nul else record
-
-
 def _printed(connection: Connection, dataset: Dataset, window: Window, batch_rows: int) -> Iterator[Batch]:
-    columns = len(dataset.columns)
-    sql, params = reading.driver_sql(connection, dataset.rows_of([_printed_record(dataset)], window))
+    printed = Printed(dataset)
+    sql, params = reading.driver_sql(connection, dataset.rows_of([printed.record()], window))
     done = 0
     cursor = connection.connection.driver_connection.cursor()
     try:
@@ -146,10 +141,11 @@ def _printed(connection: Connection, dataset: Dataset, window: Window, batch_row
                 text = "".join(chain.from_iterable(rows))
             except TypeError:  # a NULL record: a cell with a NUL
                 break
-            if not needs_no_quoting(text, len(rows), columns):
+            data = printed.render(text, len(rows))
+            if data is None:
                 break
             done += len(rows)
-            yield len(rows), text.encode()
+            yield len(rows), data
         else:
             return
     finally:

@@ -83,6 +83,28 @@ def test_a_nul_character_in_a_text_cell_is_exported_whole(db, tmp_path, monkeypa
     assert b"a\x00b" in (tmp_path / "events.csv").read_bytes()
 
 
+def test_spaces_in_text_cells_stay_on_the_printed_path_byte_for_byte(db, tmp_path, monkeypatch):
+    """A batch holding a text cell with a space (among timestamps printed with theirs) is mended, not abandoned."""
+    monkeypatch.setattr(reading, "BATCH_ROWS", 7)
+    add_events(db, 20)
+    with db.transaction() as connection:
+        connection.execute(insert(PlaybackEvent), [{
+            "source": "webhook", "source_event_id": f"evt {n}", "playback_id": f" pb-{n}", "conversation_id": f"conv {n} ",
+            "state": "completed", "duration_ms": 1, "sequence": n, "media_url": None, "payload": {},
+            "occurred_at": BASE.replace(hour=3, second=n), "received_at": BASE.replace(hour=3, second=n),
+        } for n in range(3)])
+    add_events(db, 20, start=20)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the export left the printed path")
+
+    if db.dialect == "sqlite":
+        monkeypatch.setattr(csv_records, "_encoded", refused)
+    export_csv(db, EVENTS, ALL_TIME, tmp_path / "events.csv", actor="test")
+    assert (tmp_path / "events.csv").read_bytes() == reference_csv(db)
+    assert b",conv 0 , pb-0," in (tmp_path / "events.csv").read_bytes()
+
+
 def test_each_way_of_reading_gives_the_same_records(db, monkeypatch):
     """The dialect's fast way (COPY or printf, switching to cells mid-export) and cells encoded in Python."""
     monkeypatch.setattr(reading, "BATCH_ROWS", 7)
