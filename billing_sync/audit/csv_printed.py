@@ -1,8 +1,8 @@
 """SQLite's fast CSV records: one `printf` per row writes the record, Python proves each batch.
 
-The database writes each row as one unquoted record. Two pieces of a cell's rendering are
-cheaper done once per batch than once per cell in SQL, where each is a function call and
-a string allocation per row:
+The database writes each row as one unquoted record. What is cheaper done once per batch
+than once per cell in SQL (where each is a function call, often a string allocation, per
+row) is done in Python over the batch's bytes:
 
 - **Timestamps** (never NULL) are printed as stored, `YYYY-MM-DD HH:MM:SS.ffffff`, with the
   `Z` in the format; the space becomes `T` in Python, for the whole batch at once.
@@ -12,19 +12,25 @@ a string allocation per row:
   timestamp. Then no cell holds a comma, quote, CR or LF, and every space is a
   timestamp's own, so replacing every space replaces exactly theirs (what `iso_utc`'s
   `replace` does in SQL).
+- **A NUL character in a text cell**, where printf stops writing the cell. The first way
+  (`padded`) prints each text cell at least as wide as its stored bytes (`%-*s`, width
+  `length(CAST(cell AS BLOB))`, O(1)): a cell cut short at a NUL is padded with spaces, so
+  the proof above fails, as it does for a space of a text cell's own. Either way the
+  batch is not this way's to write, and the export goes on with the second way
+  (`careful`): each record NULL when a text cell holds a NUL (`instr`, a scan of every text
+  cell of every row: what the first way saves), and a batch holding spaces of its own has
+  its timestamps mended record by record.
 
-A batch whose separators are right but which holds other spaces (in a text cell) has its
-timestamps mended record by record. A batch holding a cell that needs quoting is not
-`Printed`'s to write (`render` returns None), nor one holding a text cell with a NUL
-character: printf would stop at it, so such a record comes back NULL.
+A batch `render` refuses (None) goes on with the next way from its first row.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, null, or_
+from sqlalchemy import LargeBinary, case, cast, func, null, or_
 from sqlalchemy.sql.expression import ColumnElement
 
 from .datasets import Column, Dataset
+from .formula import formula_safe_or_null_at_nul
 
 # Everything but the bytes the proof looks at: , " CR LF and space.
 _NOT_LOOKED_AT = bytes(b for b in range(256) if b not in b',"\r\n ')
@@ -36,30 +42,43 @@ def _printed_as_stored(column: Column) -> bool:
 
 
 class Printed:
-    """A dataset's `printf` record and the batch proof that goes with it."""
+    """A dataset's `printf` record, and the batch proof and finishing that go with it."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, *, careful: bool = False) -> None:
         self._columns = dataset.columns
+        self._careful = careful
         self._stamps = tuple(i for i, c in enumerate(dataset.columns) if _printed_as_stored(c))
+        padded = () if careful else tuple(i for i, c in enumerate(dataset.columns) if c.kind == "text")
         ends = ["," for _ in dataset.columns[:-1]] + ["\r\n"]
-        self._format = "".join(("%sZ" if i in self._stamps else "%s") + end for i, end in enumerate(ends))
+        cells = ["%sZ" if i in self._stamps else "%-*s" if i in padded else "%s" for i in range(len(ends))]
+        self._format = "".join(cell + end for cell, end in zip(cells, ends))
+        self._padded = padded
         self._separators = "".join((" " if i in self._stamps else "") + end for i, end in enumerate(ends)).encode()
         self._bare_separators = "".join(ends).encode()
 
     def record(self) -> ColumnElement:
-        """The row as one unquoted CSV record; NULL when a text cell holds a NUL, where printf would stop."""
-        cells = [c.source if i in self._stamps else c.cell_sql() for i, c in enumerate(self._columns)]
-        record = func.printf(self._format, *cells)
+        """The row as one unquoted CSV record (careful: NULL when a text cell holds a NUL)."""
+        args = []
+        for i, column in enumerate(self._columns):
+            if i in self._stamps:
+                args.append(column.source)
+            elif i in self._padded:
+                args += [func.length(cast(column.source, LargeBinary)), formula_safe_or_null_at_nul(column.source)]
+            else:
+                args.append(column.cell_sql())
+        record = func.printf(self._format, *args)
+        if not self._careful:
+            return record
         holds_nul = [func.instr(c.source, func.char(0)) > 0 for c in self._columns if c.kind == "text"]
         return case((or_(*holds_nul), null()), else_=record) if holds_nul else record
 
     def render(self, text: str, records: int) -> bytes | None:
-        """The batch's `records` printed records as finished CSV bytes; None if a cell needed quoting."""
+        """The batch's `records` printed records as finished CSV bytes; None if this way cannot prove them."""
         data = text.encode()
         seen = data.translate(None, _NOT_LOOKED_AT)
         if seen == self._separators * records:
             return data.replace(b" ", b"T") if self._stamps else data
-        if seen.replace(b" ", b"") != self._bare_separators * records:
+        if not self._careful or seen.replace(b" ", b"") != self._bare_separators * records:
             return None
         return self._mended(text).encode()
 
@@ -73,3 +92,4 @@ class Printed:
             out.append(",".join(cells))
         out.append("")
         return "\r\n".join(out)
+

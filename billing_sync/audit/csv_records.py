@@ -22,7 +22,7 @@ three are tested against.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -130,9 +130,23 @@ def crlf(data: bytes) -> bytes:
 
 
 def _printed(connection: Connection, dataset: Dataset, window: Window, batch_rows: int) -> Iterator[Batch]:
-    printed = Printed(dataset)
-    sql, params = reading.driver_sql(connection, dataset.rows_of([printed.record()], window))
+    """`Printed` records, its padded way then its careful way, then cells: each from the first row the last refused."""
     done = 0
+    for printed in (Printed(dataset), Printed(dataset, careful=True)):
+        finished = yield from _printed_with(connection, dataset, window, batch_rows, printed, skip=done)
+        if finished is None:
+            return
+        done = finished
+    # A cell from here on needs quoting (or holds a NUL): cells, from the first row of this batch.
+    yield from _encoded(connection, dataset, window, batch_rows, skip=done)
+
+
+def _printed_with(connection: Connection, dataset: Dataset, window: Window, batch_rows: int, printed: Printed,
+                  skip: int) -> Generator[Batch, None, int | None]:
+    """Records printed `printed`'s way from row `skip` on; None when all were, else the first row it refused."""
+    query = dataset.rows_of([printed.record()], window)
+    sql, params = reading.driver_sql(connection, query.offset(skip) if skip else query)
+    done = skip
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.execute(sql, params)
@@ -140,15 +154,12 @@ def _printed(connection: Connection, dataset: Dataset, window: Window, batch_row
             try:
                 text = "".join(chain.from_iterable(rows))
             except TypeError:  # a NULL record: a cell with a NUL
-                break
+                return done
             data = printed.render(text, len(rows))
             if data is None:
-                break
+                return done
             done += len(rows)
             yield len(rows), data
-        else:
-            return
     finally:
         cursor.close()
-    # A cell from here on needs quoting (or holds a NUL): cells, from the first row of this batch.
-    yield from _encoded(connection, dataset, window, batch_rows, skip=done)
+    return None

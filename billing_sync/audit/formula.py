@@ -41,16 +41,33 @@ class formula_safe(FunctionElement):  # noqa: N801 - reads like the SQL function
     name = "formula_safe"
 
 
-def _first_code_is_a_formula_start(code_function: str):
+class formula_safe_or_null_at_nul(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
+    """`formula_safe`, but NULL for a value it would neutralise that holds a NUL character (SQLite).
+
+    For `csv_printed`'s `%-*s` cells, printed at least as wide as the stored value: a cell
+    cut short at a NUL shows as padding, unless neutralising's extra byte fills the gap;
+    NULL there makes it all padding. Only cells starting like a formula pay for the scan.
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "formula_safe_or_null_at_nul"
+
+
+def _first_code_is_a_formula_start(code_function: str, *, null_at_nul: bool = False):
     def render(element, compiler, **kw):
         value = compiler.process(element.clauses, **kw)
         code = f"{code_function}({value})"
+        neutralised = f"'''' || {value}"
+        if null_at_nul:
+            neutralised = f"(CASE WHEN instr({value}, char(0)) > 0 THEN NULL ELSE {neutralised} END)"
         # The range test first: most cells start with a letter and never reach the list.
         return (f"(CASE WHEN {code} < {_ABOVE} AND {code} IN ({_CODES}) "
-                f"THEN '''' || {value} ELSE {value} END)")
+                f"THEN {neutralised} ELSE {value} END)")
     return render
 
 
 # ascii('') is 0 and unicode('') NULL: an empty cell is left alone, as in Python.
 compiles(formula_safe, "postgresql")(_first_code_is_a_formula_start("ascii"))
 compiles(formula_safe, "sqlite")(_first_code_is_a_formula_start("unicode"))
+compiles(formula_safe_or_null_at_nul, "sqlite")(_first_code_is_a_formula_start("unicode", null_at_nul=True))

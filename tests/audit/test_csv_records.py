@@ -67,20 +67,27 @@ def test_the_csv_export_is_csv_writer_byte_for_byte(db, tmp_path, monkeypatch, b
     assert result.rows == {"events": 83}
 
 
-def test_a_nul_character_in_a_text_cell_is_exported_whole(db, tmp_path, monkeypatch):
+# A NUL inside, at the end, alone, and in cells that are neutralised (one byte longer than stored).
+@pytest.mark.parametrize("cell", ["a\x00b", "ab\x00", "\x00", "=a\x00", "=\x00", "-\x00x", "'\x00"])
+def test_a_nul_character_in_a_text_cell_is_exported_whole(db, tmp_path, monkeypatch, cell):
     if db.dialect == "postgresql":
         pytest.skip("PostgreSQL text cannot hold a NUL character")
     monkeypatch.setattr(reading, "BATCH_ROWS", 7)
     add_events(db, 20)
     with db.transaction() as connection:
         connection.execute(insert(PlaybackEvent), [{
-            "source": "webhook", "source_event_id": "nul\x00id", "playback_id": "pb-nul", "conversation_id": "a\x00b",
+            "source": "webhook", "source_event_id": "nul\x00id", "playback_id": "pb-nul", "conversation_id": cell,
             "state": "completed", "duration_ms": 1, "sequence": 9, "media_url": None, "payload": {},
             "occurred_at": BASE.replace(hour=3), "received_at": BASE.replace(hour=3),
+        }, {
+            "source": "webhook", "source_event_id": "nul-2", "playback_id": "pb-nul", "conversation_id": cell,
+            "state": "completed", "duration_ms": 1, "sequence": 10, "media_url": None, "payload": {},
+            "occurred_at": BASE.replace(hour=4), "received_at": BASE.replace(hour=4),
         }])
+    add_events(db, 20, start=5000)  # after them: 04:05
     export_csv(db, EVENTS, ALL_TIME, tmp_path / "events.csv", actor="test")
     assert (tmp_path / "events.csv").read_bytes() == reference_csv(db)
-    assert b"a\x00b" in (tmp_path / "events.csv").read_bytes()
+    assert neutralise(cell).encode() in (tmp_path / "events.csv").read_bytes()
 
 
 def test_spaces_in_text_cells_stay_on_the_printed_path_byte_for_byte(db, tmp_path, monkeypatch):
