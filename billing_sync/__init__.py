@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
@@ -21,35 +22,14 @@ MAX_BODY_BYTES = 1024 * 1024
 API_GENESYS_OPTIONS = {"max_tries": 2, "max_retry_after_s": 5.0, "timeout_s": 10.0}
 
 
-class Services:
-    """What every part of the app reaches through `current_app`: settings, database, ingest, control.
+class _Parts:
+    """Ingest, the Genesys client provider and playback control, built once, on first use."""
 
-    Settings and database are made with the app. Ingest, the Genesys client provider and
-    playback control are built once, on first use (the web app builds them at once): a
-    command that needs none of them, such as `billing-sync export`, then never imports the
-    Genesys client, httpx or the ingest path, a third of a second of start-up.
-    """
-
-    def __init__(self, settings: Settings, db: Database, *, genesys_client: GenesysClient | None = None) -> None:
-        self.settings = settings
-        self.db = db
-        self._genesys_client = genesys_client
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._built: tuple[GroupCommit, ClientProvider, PlaybackControl] | None = None
 
-    @property
-    def webhook_ingest(self) -> GroupCommit:
-        return self._parts()[0]
-
-    @property
-    def genesys(self) -> ClientProvider:
-        return self._parts()[1]
-
-    @property
-    def control(self) -> PlaybackControl:
-        return self._parts()[2]
-
-    def _parts(self) -> tuple[GroupCommit, ClientProvider, PlaybackControl]:
+    def of(self, services: Services) -> tuple[GroupCommit, ClientProvider, PlaybackControl]:
         with self._lock:
             if self._built is None:
                 from .genesys.provider import ClientProvider
@@ -58,12 +38,40 @@ class Services:
                 from .playback.control import PlaybackControl
                 from .playback.media import MediaPolicy
 
-                settings, db = self.settings, self.db
-                tariff = Tariff.from_settings(settings)
-                genesys = ClientProvider(settings, client=self._genesys_client, **API_GENESYS_OPTIONS)
-                self._built = (GroupCommit(db, source="webhook", tariff=tariff), genesys,
+                settings, db = services.settings, services.db
+                genesys = ClientProvider(settings, client=services.genesys_client, **API_GENESYS_OPTIONS)
+                self._built = (GroupCommit(db, source="webhook", tariff=Tariff.from_settings(settings)), genesys,
                                PlaybackControl(db, genesys, MediaPolicy.from_settings(settings)))
             return self._built
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every part of the app reaches through `current_app`: settings, database, ingest, control.
+
+    Settings and database are made with the app. Ingest, the Genesys client provider and
+    playback control are built once, on first use (the web app builds them at once): a
+    command that needs none of them, such as `billing-sync export`, then never imports the
+    Genesys client, httpx or the ingest path, a quarter of a second of start-up.
+    """
+
+    settings: Settings
+    db: Database
+    # Replaces the client the provider would build (tests: the sandbox with a recording transport).
+    genesys_client: GenesysClient | None = None
+    _parts: _Parts = field(default_factory=_Parts, repr=False, compare=False)
+
+    @property
+    def webhook_ingest(self) -> GroupCommit:
+        return self._parts.of(self)[0]
+
+    @property
+    def genesys(self) -> ClientProvider:
+        return self._parts.of(self)[1]
+
+    @property
+    def control(self) -> PlaybackControl:
+        return self._parts.of(self)[2]
 
 
 def create_app(settings: Settings | None = None, *, genesys_client: GenesysClient | None = None,
