@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
 
     The Genesys client is built on first use, per process; `genesys_client` replaces it
     (tests point one at the sandbox with a recording transport). `web=False` leaves out the
-    HTTP side (API blueprints, OpenAPI, request hooks): what `billing-sync` commands run in,
+    HTTP side (API blueprints, OpenAPI, request hooks, the webhook's fast path): what `billing-sync` commands run in,
     which then start without building the OpenAPI document.
     """
     from . import logs
@@ -58,9 +58,12 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
     )
     if web:
         from . import api, requests
+        from .api.webhook_wsgi import WebhookFastPath
 
         requests.init_app(app)
         api.init_app(app)
+        # Last: it needs the services above, and hands what it does not answer to all of Flask.
+        app.wsgi_app = WebhookFastPath(app)
     return app
 
 
