@@ -35,7 +35,7 @@ class WebhookFastPath:
         self.flask_wsgi_app = app.wsgi_app
         services = app.extensions["billing_sync"]
         self._ingest = services.webhook_ingest
-        self._max_body = app.config["MAX_CONTENT_LENGTH"]
+        self._max_body = app.config.get("MAX_CONTENT_LENGTH") or 0  # no limit set: the view judges every body
         self._authorization = _basic_authorization(services.settings.webhook_username,
                                                    services.settings.webhook_password)
 
