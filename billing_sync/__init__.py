@@ -80,9 +80,9 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
 
     The Genesys client is built on first use, per process; `genesys_client` replaces it
     (tests point one at the sandbox with a recording transport). `web=False` leaves out the
-    HTTP side (API blueprints, OpenAPI, request hooks): what `billing-sync` commands run in,
-    which then start without building the OpenAPI document, and build ingest and playback
-    control only if they use them.
+    HTTP side (API blueprints, OpenAPI, request hooks, the webhook's fast path): what
+    `billing-sync` commands run in, which then start without building the OpenAPI document,
+    and build ingest and playback control only if they use them.
     """
     from . import logs
 
@@ -97,10 +97,13 @@ def create_app(settings: Settings | None = None, *, genesys_client: GenesysClien
     app.extensions["billing_sync"] = app_services
     if web:
         from . import api, requests
+        from .api.webhook_wsgi import WebhookFastPath
 
         app_services.control  # noqa: B018 - built now, before gunicorn forks its workers, as always
         requests.init_app(app)
         api.init_app(app)
+        # Last: it needs the services above, and hands what it does not answer to all of Flask.
+        app.wsgi_app = WebhookFastPath(app)
     return app
 
 

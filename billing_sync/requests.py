@@ -1,4 +1,8 @@
-"""Per-request context: a request id (taken from `X-Request-ID` or made), one access-log line, request metrics."""
+"""Per-request context: a request id (taken from `X-Request-ID` or made), one access-log line, request metrics.
+
+Flask's hooks call the plain functions below; so does the webhook fast path
+(`api.webhook_wsgi`), which answers its requests without Flask and must leave the same traces.
+"""
 
 from __future__ import annotations
 
@@ -23,30 +27,43 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_teardown)
 
 
-def _start() -> None:
+def begin(supplied_id: str) -> tuple[str, float]:
+    """A request starts: count it in flight, bind its id to the log context; its id and start time."""
     instruments.request_started()
-    g.in_flight = True
-    supplied = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = supplied if _VALID_ID.match(supplied) else uuid.uuid4().hex
-    g.started = time.perf_counter()
+    request_id = supplied_id if _VALID_ID.match(supplied_id) else uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id, time.perf_counter()
+
+
+def answered(rule: str | None, method: str, path: str, status: int, started: float) -> None:
+    """A request has its answer: count it, observe its latency, write its access-log line."""
+    elapsed_s = time.perf_counter() - started
+    instruments.observe_request(rule, method, status, elapsed_s)
+    log.info("request", method=method, path=path, status=status, duration_ms=round(elapsed_s * 1000, 2))
+
+
+def end() -> None:
+    """A request is over, answered or not."""
+    instruments.request_finished()
+    structlog.contextvars.clear_contextvars()
+
+
+def _start() -> None:
+    g.in_flight = True
+    g.request_id, g.started = begin(request.headers.get(REQUEST_ID_HEADER, ""))
 
 
 def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    elapsed_s = time.perf_counter() - g.get("started", time.perf_counter())
-    elapsed_ms = elapsed_s * 1000
     rule = request.url_rule
-    instruments.observe_request(rule.rule if rule else None, request.method, response.status_code, elapsed_s)
-    log.info(
-        "request", method=request.method, path=request.path, status=response.status_code,
-        duration_ms=round(elapsed_ms, 2),
-    )
+    answered(rule.rule if rule else None, request.method, request.path, response.status_code,
+             g.get("started", time.perf_counter()))
     return response
 
 
 def _teardown(_exc) -> None:
     if g.pop("in_flight", False):
-        instruments.request_finished()
-    structlog.contextvars.clear_contextvars()
+        end()
+    else:
+        structlog.contextvars.clear_contextvars()
