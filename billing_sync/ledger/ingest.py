@@ -6,9 +6,11 @@ handful of statements (see `bulk`):
 1. insert every event not already known (unique on source + source event id), the
    playbacks seen for the first time, already folded from their events, and, with a
    tariff, the charges (records and outbox rows) of those that ended completed or stopped
-   from a webhook; then lock the playbacks that existed (in id order, so concurrent
+   from a webhook (a new playback carries its first terminal event from the webhook or the
+   stream, `terminals`); then lock the playbacks that existed (in id order, so concurrent
    batches cannot deadlock). On PostgreSQL that is one round trip;
-2. fold the new events into the playbacks that existed, write the ones that changed, and
+2. fold the new events into the playbacks that existed (their state, and a first terminal
+   event that came before the one the row holds), write the ones that changed, and
    charge those that ended now, or whose first webhook terminal event follows the stream's;
 3. last, audit every conflicting terminal event and every charge, in one append (on
    PostgreSQL hashed by the server and sent with the COMMIT when the transaction allows:
