@@ -68,8 +68,8 @@ def test_random_duplicated_out_of_order_ingest_keeps_what_the_events_say(db, see
     assert any(row[2] is not None for row in stored) and any(row[6] is not None for row in stored)
 
 
-def test_a_later_terminal_event_with_a_lower_id_replaces_the_first(db):
-    """PostgreSQL draws ids at insert, not at commit: the lower id wins, whoever folds last."""
+def test_a_later_terminal_event_with_a_lower_id_replaces_the_first():
+    """PostgreSQL draws ids at insert, not at commit: the lower id wins, whichever transaction folds last."""
     held = {"webhook_terminal_id": 9, "webhook_terminal_state": "completed", "webhook_terminal_ms": 1000,
             "webhook_terminal_at": T0, **terminals.columns_of("stream")}
     earlier = {"webhook_terminal_id": 7, "webhook_terminal_state": "stopped", "webhook_terminal_ms": 500,
