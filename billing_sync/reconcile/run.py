@@ -21,7 +21,7 @@ from ..config import Settings
 from ..db import Database
 from ..genesys.models import PlaybackMetrics
 from ..ledger.rating import Tariff
-from ..models import AnalyticsConversation, Discrepancy, ReconciliationRun, utcnow
+from ..models import Discrepancy, ReconciliationRun, utcnow
 from .bounds import check_window
 from .compare import Window, write_discrepancies
 from .heal import heal_durations, heal_missing_webhooks
