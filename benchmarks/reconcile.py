@@ -6,8 +6,9 @@ durations): each playback's terminal event from the webhook and from the stream,
 charge, with 1% of each discrepancy kind mixed in (missing webhook, missing stream, state
 conflict, a webhook duration the stream and analytics contradict, unbilled terminal,
 orphan charge) and analytics figures per conversation derived from the same data, 1% of
-conversations off by one playback. Only terminal events are generated: they are what the
-comparison reads.
+conversations off by one playback. Only terminal events are generated; each playback's
+first terminal event per witness is then copied onto its row from them
+(`terminals.FILL_FROM_EVENTS`), as ingest keeps it.
 
 Then, in the same run:
 
@@ -49,6 +50,7 @@ from sqlalchemy import text
 from billing_sync import schema
 from billing_sync.db import Database
 from billing_sync.genesys.models import ConversationPlaybacks, PlaybackMetrics
+from billing_sync.ledger import terminals
 from billing_sync.ledger.rating import Tariff
 from billing_sync.reconcile import Rules, reconcile
 
@@ -161,6 +163,8 @@ def generate(db: Database, kind: str, count: int) -> float:
         _EVENTS.format(with_facts=with_facts, source="stream", state="CASE WHEN k = 2 THEN 'stopped' ELSE 'completed' END",
                        ms="ms", where="k NOT IN (1, 5)"),
         _CHARGES.format(with_facts=with_facts, ms=webhook_ms),
+        # What ingest keeps on each playback: its first terminal event per witness.
+        terminals.FILL_FROM_EVENTS,
     ]
     if kind == "postgresql":  # psycopg reads % as a placeholder
         statements = [statement.replace("%", "%%") for statement in statements]
@@ -170,6 +174,9 @@ def generate(db: Database, kind: str, count: int) -> float:
             connection.exec_driver_sql(statement)
     if kind == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            # Copying the first terminals onto each playback rewrote every row: compact the
+            # table again, as the event tables the bare join reads are.
+            connection.exec_driver_sql("VACUUM FULL playbacks")
             connection.exec_driver_sql("VACUUM ANALYZE")
     else:
         with db.engine.connect() as connection:

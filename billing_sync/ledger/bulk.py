@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ..db import rows_json
 from ..models import Playback, PlaybackEvent
-from . import records
+from . import records, terminals
+from .events import TERMINAL_STATES
 
 PLAYBACK_STATE_COLUMNS = ("state", "last_sequence", "duration_ms", "media_url", "started_at", "ended_at")
 
@@ -32,18 +34,18 @@ WITH new_events AS (
        AS e(source_event_id text, playback_id text, conversation_id text, state text, duration_ms int,
             sequence int, media_url text, occurred_at timestamptz, payload jsonb)
   ON CONFLICT (source, source_event_id) DO NOTHING
-  RETURNING source_event_id
+  RETURNING id, source_event_id, playback_id, state, duration_ms, occurred_at
 ), new_playbacks AS (
   INSERT INTO playbacks (created_at, updated_at, playback_id, conversation_id, state, last_sequence,
-                         duration_ms, media_url, started_at, ended_at)
-  SELECT %(now)s, %(now)s, p.*
+                         duration_ms, media_url, started_at, ended_at{terminal_columns})
+  SELECT %(now)s, %(now)s, p.*{terminal_values}
   FROM jsonb_to_recordset(%(playbacks)s::jsonb)
        AS p(playback_id text, conversation_id text, state text, last_sequence int, duration_ms int,
-            media_url text, started_at timestamptz, ended_at timestamptz)
+            media_url text, started_at timestamptz, ended_at timestamptz){terminal_join}
   ON CONFLICT (playback_id) DO NOTHING
   RETURNING playback_id
 ), {charges}
-SELECT 'event', source_event_id, NULL::bigint FROM new_events
+SELECT 'event', source_event_id, id FROM new_events
 UNION ALL
 SELECT 'playback', playback_id, NULL FROM new_playbacks
 UNION ALL
@@ -51,16 +53,34 @@ SELECT 'record', idempotency_key, id FROM records
 """
 
 _PG_LOCK_PLAYBACKS = f"""
-SELECT id, playback_id, conversation_id, {", ".join(PLAYBACK_STATE_COLUMNS)}
+SELECT id, playback_id, conversation_id, {", ".join(PLAYBACK_STATE_COLUMNS + terminals.COLUMNS)}
 FROM playbacks WHERE playback_id = ANY(%(playback_ids)s) ORDER BY id FOR UPDATE
 """
 
-_PG_FIRST_WRITE = _PG_FIRST_WRITE_TEMPLATE.replace(
-    "{charges}", records.pg_record_ctes("given_records JOIN new_playbacks USING (playback_id)"))
+# A new playback's first terminal event from a witness: the lowest id among the events
+# this statement inserted (a new playback has no others).
+_PG_FIRST_TERMINALS = """
+       LEFT JOIN (SELECT DISTINCT ON (playback_id) playback_id, id, state, duration_ms, occurred_at
+                  FROM new_events WHERE state IN ('completed', 'failed', 'stopped')
+                  ORDER BY playback_id, id) t USING (playback_id)"""
+
+
+@cache
+def _pg_first_write(source: str) -> str:
+    """The first write's statement (one text per source, so psycopg prepares each once); for a
+    witness, it also fills the new playbacks' first terminal."""
+    witness = source in terminals.WITNESSES
+    columns = [f"{source}_terminal_{field}" for field in terminals.FIELDS] if witness else []
+    return (_PG_FIRST_WRITE_TEMPLATE
+            .replace("{charges}", records.pg_record_ctes("given_records JOIN new_playbacks USING (playback_id)"))
+            .replace("{terminal_columns}", "".join(f", {c}" for c in columns))
+            .replace("{terminal_values}", ", t.id, t.state, t.duration_ms, t.occurred_at" if witness else "")
+            .replace("{terminal_join}", _PG_FIRST_TERMINALS if witness else ""))
+
 
 _SELECT_PLAYBACKS = (
     select(Playback.id, Playback.playback_id, Playback.conversation_id,
-           *[getattr(Playback, c) for c in PLAYBACK_STATE_COLUMNS])
+           *[getattr(Playback, c) for c in PLAYBACK_STATE_COLUMNS + terminals.COLUMNS])
     .where(Playback.playback_id.in_(bindparam("playback_ids", expanding=True)))
     .order_by(Playback.id)
 )
@@ -70,14 +90,23 @@ _KNOWN_EVENTS = select(PlaybackEvent.source_event_id).where(
     PlaybackEvent.source == bindparam("source"), PlaybackEvent.source_event_id.in_(bindparam("keys", expanding=True)))
 _KNOWN_PLAYBACKS = select(Playback.playback_id).where(Playback.playback_id.in_(bindparam("keys", expanding=True)))
 _INSERT_EVENTS = insert(PlaybackEvent)
+# Terminal events from a witness: their ids are each playback's first terminal candidates.
+_INSERT_RETURNING_IDS = insert(PlaybackEvent).returning(PlaybackEvent.id, PlaybackEvent.source_event_id)
 _INSERT_PLAYBACKS = insert(Playback)
 
 _PG_UPDATE_PLAYBACKS = """
 UPDATE playbacks SET state = p.state, last_sequence = p.last_sequence, duration_ms = p.duration_ms,
-       media_url = p.media_url, started_at = p.started_at, ended_at = p.ended_at, updated_at = %(now)s
+       media_url = p.media_url, started_at = p.started_at, ended_at = p.ended_at, updated_at = %(now)s,
+       webhook_terminal_id = p.webhook_terminal_id, webhook_terminal_state = p.webhook_terminal_state,
+       webhook_terminal_ms = p.webhook_terminal_ms, webhook_terminal_at = p.webhook_terminal_at,
+       stream_terminal_id = p.stream_terminal_id, stream_terminal_state = p.stream_terminal_state,
+       stream_terminal_ms = p.stream_terminal_ms, stream_terminal_at = p.stream_terminal_at
 FROM jsonb_to_recordset(%(rows)s::jsonb)
      AS p(id bigint, state text, last_sequence int, duration_ms int, media_url text,
-          started_at timestamptz, ended_at timestamptz)
+          started_at timestamptz, ended_at timestamptz,
+          webhook_terminal_id bigint, webhook_terminal_state text, webhook_terminal_ms int,
+          webhook_terminal_at timestamptz, stream_terminal_id bigint, stream_terminal_state text,
+          stream_terminal_ms int, stream_terminal_at timestamptz)
 WHERE playbacks.id = p.id
 """
 
@@ -91,6 +120,9 @@ class FirstWrite:
     """What the first round trip of a unit of work wrote and locked."""
 
     inserted: set[str] = field(default_factory=set)  # source event ids written
+    # Row ids by source event id: every event written on PostgreSQL, at least a witness's
+    # terminal ones on SQLite (what `terminals.first_terminals` reads).
+    event_ids: dict[str, int] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # playback ids created
     charged: list[tuple[int, str]] = field(default_factory=list)  # (record id, key) of the charges written
     existing: list = field(default_factory=list)  # the other playbacks' rows, locked, by id
@@ -112,7 +144,7 @@ def write_first(
     # A pipeline: the BEGIN and the statement in one round trip; the statement prepared once.
     with driver.pipeline():
         first = driver.cursor()
-        first.execute(_PG_FIRST_WRITE, {
+        first.execute(_pg_first_write(source), {
             "events": rows_json(events), "playbacks": rows_json(playbacks), "source": source, "now": now,
             "records": records.pg_records_json(charges),
         })
@@ -120,6 +152,7 @@ def write_first(
     for kind, key, record_id in first.fetchall():
         if kind == "event":
             written.inserted.add(key)
+            written.event_ids[key] = record_id
         elif kind == "playback":
             written.created.add(key)
         else:
@@ -146,8 +179,8 @@ def _named_rows(cursor) -> list:
 
 
 def _write_first_sqlite(connection, events, playbacks, charges, *, source, now) -> FirstWrite:
-    inserted, created = insert_new(connection, events, playbacks, source=source, now=now)
-    written = FirstWrite(inserted=inserted, created=created)
+    inserted, event_ids, created = insert_new(connection, events, playbacks, source=source, now=now)
+    written = FirstWrite(inserted=inserted, event_ids=event_ids, created=created)
     written.charged = records.insert_records(connection, [row for row in charges if row["playback_id"] in created])
     others = _known_with_new_events(events, written)
     if others:
@@ -157,32 +190,41 @@ def _write_first_sqlite(connection, events, playbacks, charges, *, source, now) 
 
 def insert_new(
     connection: Connection, events: list[dict], playbacks: list[dict], *, source: str, now: datetime
-) -> tuple[set[str], set[str]]:
-    """SQLite: insert the events and playbacks not yet known; return the ids of those inserted.
+) -> tuple[set[str], dict[str, int], set[str]]:
+    """SQLite: insert the events and playbacks not yet known; return the source event ids
+    inserted, the row ids of the terminal ones from a witness, and the playback ids inserted.
 
     `playbacks` are already folded from their events: a playback not yet in the ledger
-    cannot have events in it either, since both are written in one transaction.
+    cannot have events in it either, since both are written in one transaction. So a new
+    playback's first terminal events are among those inserted here. Only terminal events
+    are inserted with RETURNING: it costs SQLAlchemy a quarter more per row than executemany.
     """
     known_events = set(connection.scalars(_KNOWN_EVENTS, {"source": source, "keys": [e["source_event_id"] for e in events]}))
     known_playbacks = set(connection.scalars(_KNOWN_PLAYBACKS, {"keys": [p["playback_id"] for p in playbacks]}))
-    return (
-        _insert_fresh(connection, _INSERT_EVENTS, "source_event_id", events, known_events,
-                      {"source": source, "received_at": now}),
-        _insert_fresh(connection, _INSERT_PLAYBACKS, "playback_id", playbacks, known_playbacks,
-                      {"created_at": now, "updated_at": now}),
-    )
-
-
-def _insert_fresh(connection: Connection, statement, key: str, rows: list[dict], known: set, extra: dict) -> set[str]:
-    """SQLite: insert the rows whose `key` is not known yet (writers are serialised)."""
-    fresh = [row | extra for row in rows if row[key] not in known]
-    if fresh:
-        connection.execute(statement, fresh)
-    return {row[key] for row in fresh}
+    fresh_events = [row | {"source": source, "received_at": now} for row in events
+                    if row["source_event_id"] not in known_events]
+    witness = source in terminals.WITNESSES
+    terminal, others = [], []
+    for row in fresh_events:
+        (terminal if witness and row["state"] in TERMINAL_STATES else others).append(row)
+    if others:
+        connection.execute(_INSERT_EVENTS, others)
+    event_ids = {}
+    if terminal:
+        event_ids = {key: event_id for event_id, key in connection.execute(_INSERT_RETURNING_IDS, terminal)}
+    firsts = terminals.first_terminals(
+        (row | {"id": event_ids[row["source_event_id"]]} for row in terminal), source)
+    unknown = {"created_at": now, "updated_at": now} | terminals.columns_of(source)
+    fresh_playbacks = [row | unknown | firsts.get(row["playback_id"], {})
+                       for row in playbacks if row["playback_id"] not in known_playbacks]
+    if fresh_playbacks:
+        connection.execute(_INSERT_PLAYBACKS, fresh_playbacks)
+    return ({row["source_event_id"] for row in fresh_events}, event_ids,
+            {row["playback_id"] for row in fresh_playbacks})
 
 
 def update_playbacks(connection: Connection, rows: list[dict], *, now: datetime) -> None:
-    """Write new states (rows carry the row `id` and PLAYBACK_STATE_COLUMNS)."""
+    """Write new states (rows carry the row `id`, PLAYBACK_STATE_COLUMNS and terminals.COLUMNS)."""
     if not rows:
         return
     if _is_postgres(connection):
@@ -192,6 +234,7 @@ def update_playbacks(connection: Connection, rows: list[dict], *, now: datetime)
     statement = (
         update(Playback)
         .where(Playback.id == bindparam("b_id"))
-        .values({name: bindparam(f"b_{name}") for name in PLAYBACK_STATE_COLUMNS} | {"updated_at": now})
+        .values({name: bindparam(f"b_{name}") for name in PLAYBACK_STATE_COLUMNS + terminals.COLUMNS}
+                | {"updated_at": now})
     )
     connection.execute(statement, [{f"b_{key}": value for key, value in row.items()} for row in rows])

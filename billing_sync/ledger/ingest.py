@@ -6,9 +6,11 @@ handful of statements (see `bulk`):
 1. insert every event not already known (unique on source + source event id), the
    playbacks seen for the first time, already folded from their events, and, with a
    tariff, the charges (records and outbox rows) of those that ended completed or stopped
-   from a webhook; then lock the playbacks that existed (in id order, so concurrent
+   from a webhook (a new playback carries its first terminal event from the webhook or the
+   stream, `terminals`); then lock the playbacks that existed (in id order, so concurrent
    batches cannot deadlock). On PostgreSQL that is one round trip;
-2. fold the new events into the playbacks that existed, write the ones that changed, and
+2. fold the new events into the playbacks that existed (their state, and a first terminal
+   event that came before the one the row holds), write the ones that changed, and
    charge those that ended now, or whose first webhook terminal event follows the stream's;
 3. last, audit every conflicting terminal event and every charge, in one append (on
    PostgreSQL hashed by the server and sent with the COMMIT when the transaction allows:
@@ -26,7 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from .. import audit
 from ..models import PlaybackEvent, utcnow
-from . import bulk
+from . import bulk, terminals
 from .events import TERMINAL_STATES, ReceivedEvent
 from .rating import Tariff
 from .records import Ended, audit_entries, charge_rows, insert_records
@@ -62,9 +64,10 @@ def record_events(
     folded = {pid: apply_events(None, _pairs(items)) for pid, items in sorted(by_playback.items())}
     charging = tariff is not None and source in CHARGING_SOURCES
     now = utcnow()
+    event_rows = [_event_row(item) for item in unique]
     first = bulk.write_first(
         connection,
-        [_event_row(item) for item in unique],
+        event_rows,
         [_playback_row(pid, by_playback[pid][0], outcome.state) for pid, outcome in folded.items()],
         charge_rows([_ended(pid, by_playback[pid][0].event.conversation_id, outcome.state, source)
                      for pid, outcome in folded.items() if outcome.became_terminal], tariff) if charging else [],
@@ -80,7 +83,10 @@ def record_events(
         if pid not in first.created and (new := [item for item in items if item.source_event_id in inserted])
     }
     if existing:
-        _fold_into_existing(connection, existing, first.existing, result, now, source)
+        firsts = terminals.first_terminals(
+            (row | {"id": first.event_ids[key]} for row in event_rows
+             if (key := row["source_event_id"]) in first.event_ids and row["playback_id"] in existing), source)
+        _fold_into_existing(connection, existing, firsts, first.existing, result, now, source)
     charged = list(first.charged)
     if charging:
         rows = charge_rows([e for e in result.ended if e.playback_id not in first.created], tariff)
@@ -123,10 +129,14 @@ def _playback_row(playback_id: str, first: ReceivedEvent, state: PlaybackState) 
 
 
 def _fold_into_existing(
-    connection: Connection, new: dict[str, list[ReceivedEvent]], locked: list, result: IngestResult, now,
-    source: str,
+    connection: Connection, new: dict[str, list[ReceivedEvent]], firsts: dict[str, dict], locked: list,
+    result: IngestResult, now, source: str,
 ) -> None:
-    """Fold the new events into the playbacks locked by the first write, write the changes."""
+    """Fold the new events into the playbacks locked by the first write, write the changes.
+
+    `firsts`: per playback, the first terminal columns of `source` among the new events
+    (`terminals.first_terminals`), kept when they come before the row's.
+    """
     changed = []
     late = []
     for row in locked:
@@ -137,8 +147,10 @@ def _fold_into_existing(
         _collect(result, row.playback_id, row.conversation_id, outcome, source)
         if current.terminal and source in CHARGING_SOURCES:
             late.append((row.playback_id, row.conversation_id, new[row.playback_id]))
-        if outcome.state != current:
-            changed.append({"id": row.id, **_columns(outcome.state)})
+        held = terminals.stored(row)
+        first = terminals.with_first(held, firsts.get(row.playback_id), source)
+        if outcome.state != current or first != held:
+            changed.append({"id": row.id, **_columns(outcome.state), **first})
     bulk.update_playbacks(connection, changed, now=now)
     if late:
         _collect_late_terminals(connection, result, late, source)

@@ -64,3 +64,14 @@ class Playback(Base):
     ended_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The first terminal event (lowest id) each witness delivered, as `ledger/terminals.py`
+    # keeps it at ingest: reconciliation compares these without seeking the events. None
+    # (all four of a witness) until that witness reports an end.
+    webhook_terminal_id: Mapped[int | None] = mapped_column(BigId)
+    webhook_terminal_state: Mapped[str | None] = mapped_column(String(16))
+    webhook_terminal_ms: Mapped[int | None]
+    webhook_terminal_at: Mapped[datetime | None]
+    stream_terminal_id: Mapped[int | None] = mapped_column(BigId)
+    stream_terminal_state: Mapped[str | None] = mapped_column(String(16))
+    stream_terminal_ms: Mapped[int | None]
+    stream_terminal_at: Mapped[datetime | None]

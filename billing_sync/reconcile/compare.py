@@ -1,23 +1,20 @@
 """The comparison: one INSERT ... SELECT that writes every discrepancy of a run.
 
-Everything happens in the database, in one pass over the ledger; Python holds no rows,
-so memory does not grow with the number of playbacks or events. Per playback (those
-started in the window) it compares the first terminal event the webhook delivered, the
-first one the stream delivered and the playback's billing; per conversation (those
-analytics reported for the window) it compares analytics' counts and milliseconds with
-the ledger's.
+Everything happens in the database; Python holds no rows, so memory does not grow with
+the number of playbacks or events. Per playback (those started in the window) it
+compares the first terminal event the webhook delivered, the first one the stream
+delivered and the playback's billing; per conversation (those analytics reported for the
+window) it compares analytics' counts and milliseconds with the ledger's.
 
-The statement reads each table once, in the order of an index:
+Each playback's first terminal event per witness is kept on its row by ingest
+(`ledger/terminals.py`), so the statement reads no events, only `playbacks`, twice:
 
-1. `facts` (materialised): every playback in scope with its first webhook and stream
-   terminal events and whether it has a charge. The first terminal events come from the
-   partial index on terminal events (source, playback_id, id, state, duration_ms,
-   occurred_at): PostgreSQL merge-joins playbacks, both sources (index-only, DISTINCT ON)
-   and the charges in playback order; SQLite seeks the lowest id in the index per
-   playback and source, then that event by id;
-2. `ledger_conversations`: one hash aggregate of the facts per conversation;
-3. `suspects`: the in-window facts a cheap filter says some kind may hold for (a few
-   percent), with their billing and whether analytics corroborates the stream;
+1. `found`: the playbacks started in the window that a cheap filter says some kind may
+   hold for (a few percent), with whether a charge exists (PostgreSQL hash-joins the
+   charged playbacks, SQLite seeks each in the billing records' unique index);
+2. `ledger_conversations`: the ledger's totals of each conversation analytics reported
+   (one aggregate over its playbacks; only those conversations are ever compared);
+3. `suspects`: `found` with its billing and whether analytics corroborates the stream;
 4. each kind a small SELECT over `suspects` (or over analytics for the conversation kinds).
 
 Durations agree when they differ by no more than `tolerance_ms` or by no more than
@@ -33,27 +30,27 @@ from sqlalchemy import (
     BigInteger, Boolean, Connection, Integer, String, and_, case, cast, exists, false, func, insert, literal, null,
     or_, select, true, union_all,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
-
 from ..ledger.events import TERMINAL_STATES
-from ..models import AnalyticsConversation, BillingRecord, Discrepancy, Playback, PlaybackEvent
+from ..models import AnalyticsConversation, BillingRecord, Discrepancy, Playback
 
 CHARGEABLE = ("completed", "stopped")
 TERMINAL = tuple(sorted(TERMINAL_STATES))
 DURATION_CAUSE = "reconcile:duration_mismatch"
-# PostgreSQL's per-operation memory for the comparison: the materialised facts and the
-# per-conversation aggregate stay in memory (its default, 4 MB, spills them to disk; more
-# than 64 MB bought nothing at a million playbacks).
+# PostgreSQL's per-operation memory for the comparison: the charged playbacks' hash and
+# the per-conversation aggregate stay in memory (its default, 4 MB, spills them to disk).
 WORK_MEM = "64MB"
 # PostgreSQL settings for the one statement, undone after it (the run's transaction goes on).
 _PG_SETTINGS = {
     "work_mem": WORK_MEM,
     # Compiling this one statement costs more than the JIT saves running it.
     "jit": "off",
-    # The facts are a merge of ordered index scans; the planner underestimates how many
-    # playbacks DISTINCT ON yields and would hash a million rows three times instead
-    # (measured: 4.8 s of backend CPU instead of 2.8 s at a million playbacks).
-    "enable_hashjoin": "off",
+    # The run's analytics evidence is written in this transaction, so the planner has no
+    # statistics for it (it expected 365 conversations of 100,000 at a million playbacks)
+    # and would seek playbacks per conversation and sort a million of them by conversation
+    # for the totals; every large step is a hash join or a hash aggregate instead. The
+    # billing LATERAL stays a nested loop: it can be nothing else.
+    "enable_nestloop": "off",
+    "enable_sort": "off",
 }
 
 
@@ -82,9 +79,8 @@ class Window:
 def write_discrepancies(connection: Connection, window: Window) -> None:
     """Compare the ledger, the stream and analytics over the window; write what differs."""
     postgres = connection.dialect.name == "postgresql"
-    facts = _playback_facts(window, postgres)
-    ledger = _conversation_totals(facts)
-    suspects = _suspects(window, facts, ledger)
+    ledger = _conversation_totals(window)
+    suspects = _suspects(window, _found(window, postgres), ledger, postgres)
     parts = [*_playback_kinds(window, suspects), *_conversation_kinds(window, ledger)]
     columns = [c.name for c in parts[0].selected_columns]
     statement = insert(Discrepancy).from_select(columns, union_all(*parts))
@@ -102,59 +98,33 @@ def _reported(window: Window):
     return select(AnalyticsConversation.conversation_id).where(AnalyticsConversation.run_id == window.run_id)
 
 
-def _playback_facts(window: Window, postgres: bool):
-    """Playbacks started in the window or in a conversation analytics reported, with their
-    first webhook and stream terminal events and whether a charge exists."""
+def _first_terminals() -> list:
+    """w_state, w_ms, s_state, s_ms: each playback's first terminal event per witness, from its row."""
+    return [Playback.webhook_terminal_state.label("w_state"), cast(Playback.webhook_terminal_ms, BigInteger).label("w_ms"),
+            Playback.stream_terminal_state.label("s_state"), cast(Playback.stream_terminal_ms, BigInteger).label("s_ms")]
+
+
+def _found(window: Window, postgres: bool):
+    """Playbacks started in the window some playback kind may hold for, with their first
+    terminal events, the stream's time (s_at) and whether a charge exists."""
     in_window = and_(Playback.started_at >= window.since, Playback.started_at < window.until)
-    query = select(Playback.playback_id, Playback.conversation_id,
-                   func.coalesce(Playback.ended_at, Playback.started_at).label("last_at"),
-                   case((in_window, True), else_=False).label("in_window"))
-    query = _with_first_terminals(query, postgres).where(
-        or_(in_window, Playback.conversation_id.in_(_reported(window))))
-    return query.cte("facts").prefix_with("MATERIALIZED")
+    query = select(Playback.playback_id, Playback.conversation_id, *_first_terminals(),
+                   Playback.stream_terminal_at.label("s_at"))
+    started = _with_charged(query, postgres).where(in_window).subquery("started")
+    # Materialised: filtered before anything joins it (the filter needs `charged`).
+    return select(started).where(_some_kind_may_hold(window, started.c)).cte("found").prefix_with("MATERIALIZED")
 
 
-def _with_first_terminals(query, postgres: bool):
-    """Add w_state, w_ms, s_state, s_ms, s_at (first terminal event per source) and `charged`."""
-    webhook, stream = (_first_terminal(source, postgres) for source in ("webhook", "stream"))
-    query = query.add_columns(
-        webhook.c.state.label("w_state"), cast(webhook.c.duration_ms, BigInteger).label("w_ms"),
-        stream.c.state.label("s_state"), cast(stream.c.duration_ms, BigInteger).label("s_ms"),
-        stream.c.occurred_at.label("s_at"))
-    playbacks = Playback.__table__
+def _with_charged(query, postgres: bool):
+    """Add `charged`: PostgreSQL hash-joins the charged playbacks once; SQLite seeks each
+    playback in the (playback, kind, cause) unique index."""
     if postgres:
         charged = (select(BillingRecord.playback_id).where(BillingRecord.kind == "charge")
                    .distinct().subquery("charged"))
-        joined = (playbacks.outerjoin(webhook, webhook.c.playback_id == Playback.playback_id)
-                  .outerjoin(stream, stream.c.playback_id == Playback.playback_id)
-                  .outerjoin(charged, charged.c.playback_id == Playback.playback_id))
+        joined = Playback.__table__.outerjoin(charged, charged.c.playback_id == Playback.playback_id)
         return query.add_columns(charged.c.playback_id.isnot(None).label("charged")).select_from(joined)
     charged = exists().where(BillingRecord.playback_id == Playback.playback_id, BillingRecord.kind == "charge")
-    joined = (playbacks.outerjoin(webhook, webhook.c.id == _first_terminal_id("webhook"))
-              .outerjoin(stream, stream.c.id == _first_terminal_id("stream")))
-    return query.add_columns(charged.label("charged")).select_from(joined)
-
-
-def _first_terminal(source: str, postgres: bool):
-    """The first terminal event (lowest id) per playback from `source`.
-
-    PostgreSQL: DISTINCT ON over the terminal-event index, in playback order, for merge
-    joins. SQLite: the events table, joined on the id `_first_terminal_id` seeks.
-    """
-    if not postgres:
-        return PlaybackEvent.__table__.alias(f"{source}_terminal")
-    event = PlaybackEvent
-    return (select(event.playback_id, event.state, event.duration_ms, event.occurred_at)
-            .where(event.source == source, event.state.in_(TERMINAL))
-            .ext(distinct_on(event.playback_id)).order_by(event.playback_id, event.id)
-            .subquery(f"{source}_terminal"))
-
-
-def _first_terminal_id(source: str):
-    return (select(func.min(PlaybackEvent.id))
-            .where(PlaybackEvent.source == source, PlaybackEvent.playback_id == Playback.playback_id,
-                   PlaybackEvent.state.in_(TERMINAL))
-            .scalar_subquery())
+    return query.add_columns(charged.label("charged"))
 
 
 def _differ(a, b, window: Window):
@@ -164,12 +134,13 @@ def _differ(a, b, window: Window):
     return and_(difference > window.tolerance_ms, difference * 10000 > longer * window.tolerance_basis_points)
 
 
-def _conversation_totals(facts):
-    """Per conversation in scope: the ledger's counts and milliseconds (stream-first and webhook-first).
-
-    Every playback of a conversation analytics reported is in scope, so its totals are whole.
-    """
-    f = facts.c
+def _conversation_totals(window: Window):
+    """Per conversation analytics reported: the ledger's counts and milliseconds (stream-first
+    and webhook-first) over every playback of it, whenever it started, and its last instant."""
+    terminals = select(Playback.conversation_id, *_first_terminals(),
+                       func.coalesce(Playback.ended_at, Playback.started_at).label("last_at")
+                       ).where(Playback.conversation_id.in_(_reported(window))).subquery("reported_playbacks")
+    f = terminals.c
     state = func.coalesce(f.w_state, f.s_state)
     terminal = state.isnot(None)
     return (select(f.conversation_id,
@@ -203,13 +174,11 @@ def _some_kind_may_hold(window: Window, f):
                func.abs(f.w_ms - f.s_ms) > window.tolerance_ms, f.charged != f.w_state.in_(CHARGEABLE))
 
 
-def _suspects(window: Window, facts, ledger):
-    """In-window facts some playback kind holds for, with their billing and `corroborated`:
+def _suspects(window: Window, found, ledger, postgres: bool):
+    """The playbacks found, with their billing and `corroborated`:
     whether analytics agrees with the stream-first total of the conversation and not the
     webhook-first one (None when analytics has nothing comparable)."""
-    f = facts.c
-    found = select(facts).where(f.in_window == true(), _some_kind_may_hold(window, f)).cte("found")
-    billing = _billing(found)
+    billing, billed = _billing(found, postgres)
     analytics = AnalyticsConversation
     comparable = and_(analytics.conversation_id.isnot(None), ledger.c.last_at <= window.analytics_horizon)
     sides_with_stream = and_(~_differ(analytics.played_ms, ledger.c.stream_ms, window),
@@ -221,20 +190,29 @@ def _suspects(window: Window, facts, ledger):
             .outerjoin(analytics, and_(analytics.run_id == window.run_id,
                                        analytics.conversation_id == found.c.conversation_id))
             .outerjoin(ledger, ledger.c.conversation_id == found.c.conversation_id)
-            .outerjoin(billing, billing.c.playback_id == found.c.playback_id)
+            .outerjoin(billing, billed)
             .cte("suspects"))
 
 
-def _billing(found):
-    """Per playback found: its charge, its duration adjustment, the net milliseconds billed."""
+def _billing(found, postgres: bool):
+    """Per playback found: its charge, its duration adjustment, the net milliseconds billed;
+    returned with the condition to outer-join it on.
+
+    The playbacks found are a few percent, but no planner can estimate the filter that
+    found them: PostgreSQL, expecting half the ledger, would hash every billing record.
+    A LATERAL subquery makes it seek each one's records in the (playback, kind, cause)
+    index; SQLite seeks them that way anyway.
+    """
     record = BillingRecord
-    return (select(record.playback_id,
-                   func.max(case((record.kind == "charge", record.id))).label("charge_id"),
-                   func.max(case((and_(record.kind == "adjustment", record.cause == DURATION_CAUSE),
-                                  record.id))).label("adjustment_id"),
-                   func.sum(record.duration_ms).label("billed_ms"))
-            .join(found, found.c.playback_id == record.playback_id)
-            .group_by(record.playback_id).cte("billing"))
+    totals = select(func.max(case((record.kind == "charge", record.id))).label("charge_id"),
+                    func.max(case((and_(record.kind == "adjustment", record.cause == DURATION_CAUSE),
+                                   record.id))).label("adjustment_id"),
+                    func.sum(record.duration_ms).label("billed_ms"))
+    if postgres:
+        return totals.where(record.playback_id == found.c.playback_id).lateral("billing"), true()
+    billing = (totals.add_columns(record.playback_id).join(found, found.c.playback_id == record.playback_id)
+               .group_by(record.playback_id).cte("billing"))
+    return billing, billing.c.playback_id == found.c.playback_id
 
 
 def _playback_kinds(window: Window, suspects) -> list:

@@ -9,7 +9,7 @@ row and audit entry) and, last, the run's own audit entry. A failure leaves noth
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
 from typing import Protocol
@@ -21,7 +21,7 @@ from ..config import Settings
 from ..db import Database
 from ..genesys.models import PlaybackMetrics
 from ..ledger.rating import Tariff
-from ..models import AnalyticsConversation, Discrepancy, ReconciliationRun, utcnow
+from ..models import Discrepancy, ReconciliationRun, utcnow
 from .bounds import check_window
 from .compare import Window, write_discrepancies
 from .heal import heal_durations, heal_missing_webhooks
@@ -123,17 +123,21 @@ def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetric
             for row in rows:
                 copy.write_row(row)
     else:
-        # The column's own conversion: SQLite keeps a UTC time as the text SQLAlchemy reads back.
-        column_type = AnalyticsConversation.conversation_start.type.dialect_impl(connection.dialect)
-        stored_time = column_type.bind_processor(connection.dialect)
         statement = f"INSERT INTO analytics_conversations ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
-        while batch := [(run_id, cid, stored_time(start), n, done, ms)
+        while batch := [(run_id, cid, sqlite_time(start), n, done, ms)
                         for run_id, cid, start, n, done, ms in islice(rows, EVIDENCE_BATCH)]:
             connection.exec_driver_sql(statement, batch)
     connection.execute(
         ReconciliationRun.__table__.update().where(ReconciliationRun.id == run_id)
         .values(analytics_conversations=len(conversations))
     )
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A UTC time as SQLite keeps it: the text SQLAlchemy's DateTime writes and reads back
+    ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC), a third of the cost of its bind processor,
+    which a million-playback window calls 100,000 times."""
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _utc(value: datetime | None) -> datetime | None:
