@@ -45,7 +45,7 @@ _CHARGES = f"""
 SELECT :key_head || d.playback_id || :key_tail, 'charge', d.playback_id, d.conversation_id, :cause, d.stream_ms,
        rated.billable_seconds, :rate_per_minute, rated.amount_minor, :currency, 'stream', CAST(NULL AS BIGINT),
        {_FIRST_STREAM_END}, :created_at
-FROM discrepancies AS d CROSS JOIN rated
+FROM discrepancies AS d CROSS JOIN heal_ratings AS rated
 WHERE {_MISSING}
   AND rated.duration_ms = d.stream_ms AND rated.rate_per_minute = :rate_per_minute AND rated.currency = :currency
 ORDER BY d.playback_id"""
@@ -66,7 +66,7 @@ FROM (SELECT c.playback_id, c.conversation_id, c.rate_per_minute, c.currency, c.
              rated.amount_minor - {_NET.format(column="amount_minor")} AS amount_minor
       FROM discrepancies AS d
       {_CORRECTED}
-      CROSS JOIN rated
+      CROSS JOIN heal_ratings AS rated
       WHERE {_CORROBORATED}
         AND rated.duration_ms = d.stream_ms AND rated.rate_per_minute = c.rate_per_minute
         AND rated.currency = c.currency) AS difference
@@ -106,7 +106,7 @@ def heal_durations(connection: Connection, run_id: int, tariff: Tariff) -> int:
 
 def _write(connection: Connection, source: str, params: dict, durations, tariff: Tariff, kind: str,
            cause: str) -> int:
-    """Write the records `source` selects, joined to their ratings (`rated`); how many were new."""
+    """Write the records `source` selects, joined to their ratings (`heal_ratings`); how many were new."""
     if not durations:
         return 0
     _store_ratings(connection, durations, tariff)
@@ -116,7 +116,7 @@ def _write(connection: Connection, source: str, params: dict, durations, tariff:
 
 
 def _store_ratings(connection: Connection, durations, tariff: Tariff) -> None:
-    """The temporary table `rated`: each (duration_ms, rate_per_minute, currency) rated by
+    """The temporary table `heal_ratings`: each (duration_ms, rate_per_minute, currency) rated by
     `rating.py`, its seconds by the tariff and their amount at that rate and currency.
 
     A table with a key, not a parameter read in the statement: both databases would read
@@ -129,16 +129,17 @@ def _store_ratings(connection: Connection, durations, tariff: Tariff) -> None:
         for seconds in [billable_seconds(ms, tariff.increment_seconds, tariff.minimum_seconds)]
     ], separators=(",", ":"))
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS rated ({_RATED}) ON COMMIT DELETE ROWS")
-        connection.exec_driver_sql("TRUNCATE rated")
-        connection.execute(text(f"INSERT INTO rated SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
+        connection.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS heal_ratings ({_RATED}) ON COMMIT DELETE ROWS")
+        connection.exec_driver_sql("TRUNCATE heal_ratings")
+        connection.execute(text(f"INSERT INTO heal_ratings SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
                                 f" AS r({_RATED_COLUMNS})"), {"rows": rows})
-        connection.exec_driver_sql("ANALYZE rated")
+        connection.exec_driver_sql("ANALYZE heal_ratings")
         return
-    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS rated ({_RATED})")
-    connection.exec_driver_sql("DELETE FROM rated")
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS heal_ratings ({_RATED})")
+    connection.exec_driver_sql("DELETE FROM heal_ratings")
     columns = ", ".join(f"json_extract(value, '$.{name.split()[0]}')" for name in _RATED_COLUMNS.split(", "))
-    connection.execute(text(f"INSERT INTO rated SELECT {columns} FROM json_each(:rows)"), {"rows": rows})
+    connection.execute(text(f"INSERT INTO heal_ratings SELECT {columns} FROM json_each(:rows)"), {"rows": rows})
 
 
 def _sql(statement: str, connection: Connection) -> str:
