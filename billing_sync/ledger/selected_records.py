@@ -50,7 +50,7 @@ def write_selected(connection: Connection, source: str, params: dict, *, actor: 
     ids = _insert(connection, source, params | {"created_at": created_at})
     if ids:
         _insert_messages(connection, ids, created_at)
-        audit.append_chained(connection, audit_entries(*_audited(connection, ids), actor=actor))
+        audit.append_rendered(connection, _audit_entries(connection, ids, actor, created_at), created_at)
     return ids
 
 
@@ -73,7 +73,7 @@ def _insert_messages(connection: Connection, ids: list[int], created_at: datetim
     connection.execute(text(
         "INSERT INTO outbox (record_id, message_id, payload, status, attempts, next_attempt_at, created_at,"
         " updated_at)"
-        f" SELECT r.id, r.idempotency_key, {_body_sql(postgres)}, 'pending', 0, r.created_at, r.created_at,"
+        f" SELECT r.id, r.idempotency_key, {_body_sql()}, 'pending', 0, r.created_at, r.created_at,"
         f" r.created_at FROM billing_records AS r WHERE {among} AND {plain}"
     ), {"ids": _ids_param(ids, postgres), "created_iso": created_at.isoformat()})
     rest = connection.execute(text(
@@ -87,32 +87,51 @@ def _insert_messages(connection: Connection, ids: list[int], created_at: datetim
             for row in rest])
 
 
-def _audited(connection: Connection, ids: list[int]) -> tuple[list[tuple[int, str]], list[dict]]:
-    """What `records.audit_entries` needs of records `ids`: (id, key) pairs and the rows."""
+def _audit_entries(connection: Connection, ids: list[int], actor: str, created_at: datetime) -> list:
+    """`records.audit_entries` of records `ids`, rendered for `audit.append_rendered`: by the
+    database from a rendered template where every text is plain (as bodies), else by Python."""
     postgres = connection.dialect.name == "postgresql"
+    marks = {name: f"{_MARK}{name}{_MARK}" for name in (*_TEXT_FIELDS, *_NUMBER_FIELDS, "idempotency_key")}
+    [entry] = audit_entries([(marks["id"], marks["idempotency_key"])], [marks], actor=actor)
+    template = audit.rendered(entry, created_at)
+    parts = ", ".join(f"{_sql_text(value)} AS rendered_{n}" for n, value in enumerate(
+        (template.action, template.subject, template.details, template.body_head, template.body_tail)))
+    plain = " AND ".join(_plain_text(f"r.{name}", postgres) for name in (*_TEXT_FIELDS, "idempotency_key"))
     rows = connection.execute(text(
-        "SELECT r.id, r.idempotency_key, r.kind, r.playback_id, r.amount_minor, r.currency, r.billable_seconds,"
-        f" r.rate_per_minute, r.corrects FROM billing_records AS r WHERE {_among_ids(postgres)} ORDER BY r.id"
-    ), {"ids": _ids_param(ids, postgres)}).mappings().all()
-    return [(row["id"], row["idempotency_key"]) for row in rows], rows
+        f"SELECT CASE WHEN {plain} THEN 1 ELSE 0 END AS plain, {parts}, r.* FROM billing_records AS r"
+        f" WHERE {_among_ids(postgres)} ORDER BY r.id"), {"ids": _ids_param(ids, postgres)}).all()
+    entries = []
+    for row in rows:
+        if row.plain:
+            entries.append(audit.RenderedEntry(actor, *row[1:6]))
+        else:
+            [entry] = audit_entries([(row.id, row.idempotency_key)], [row._mapping], actor=actor)
+            entries.append(audit.rendered(entry, created_at))
+    return entries
 
 
-def _body_sql(postgres: bool) -> str:
+def _body_sql() -> str:
     """SQL for `webhook_body(record_json(r))`, `created_at` being the parameter `created_iso`:
     the body of a template record, its values replaced by the columns."""
-    template = {name: f"{_MARK}{name}{_MARK}" for name in (*_TEXT_FIELDS, *_NUMBER_FIELDS)}
-    body = webhook_body(record_json(SimpleNamespace(**template, **{"created_at": _Iso(f"{_MARK}created_at{_MARK}")})))
-    body = body.replace("'", "''")
+    template = {name: f"{_MARK}{name}{_MARK}" for name in (*_TEXT_FIELDS, *_NUMBER_FIELDS, "created_at")}
+    template["created_at"] = _Iso(template["created_at"])
+    return _sql_text(webhook_body(record_json(SimpleNamespace(**template)))).replace(
+        f"' || r.created_at || '", "' || :created_iso || '")
+
+
+def _sql_text(template: str) -> str:
+    """SQL for `template` (JSON text made from a record of marks) with each mark replaced by
+    the column of `billing_records AS r` it stands for: numbers unquoted, null for no number."""
+    rendered = template.replace("'", "''")
     for name in _NUMBER_FIELDS:
         value = f"CAST(r.{name} AS TEXT)"
-        value = f"coalesce({value}, 'null')" if name == "corrects" else value
-        body = body.replace(f'"{_MARK}{name}{_MARK}"', f"' || {value} || '")
-    for name in _TEXT_FIELDS:
-        body = body.replace(f"{_MARK}{name}{_MARK}", f"' || r.{name} || '")
-    body = body.replace(f"{_MARK}created_at{_MARK}", "' || :created_iso || '")
-    if _MARK in body:
-        raise AssertionError(f"a record field the body template does not know: {body}")
-    return f"'{body}'"
+        rendered = rendered.replace(f'"{_MARK}{name}{_MARK}"', f"' || coalesce({value}, 'null') || '")
+        rendered = rendered.replace(f"{_MARK}{name}{_MARK}", f"' || {value} || '")
+    for name in (*_TEXT_FIELDS, "idempotency_key", "created_at"):
+        rendered = rendered.replace(f"{_MARK}{name}{_MARK}", f"' || r.{name} || '")
+    if _MARK in rendered:
+        raise AssertionError(f"a field the SQL rendering does not know: {template}")
+    return f"'{rendered}'"
 
 
 def _plain_text(column: str, postgres: bool) -> str:
