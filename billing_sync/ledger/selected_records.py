@@ -1,16 +1,16 @@
 """Billing records a query selects, written set-based with their outbox rows and audit entries.
 
-`records.py` writes records the caller built in Python, a row at a time. Reconciliation
+`records.py` writes records the caller built in Python, a dict each. Reconciliation
 heals tens of thousands of discrepancies in one run, and building, sending and reading
 back each record there cost far more than writing it: here one `INSERT … SELECT` writes
 every record, one more writes their outbox rows (each webhook body rendered by the
-database from `records.webhook_body`'s own template), and their audit entries are
-chained in one append. The records, bodies and entries are exactly those `records.py`
-would write for the same rows.
+database from `records.webhook_body`'s own template), and their audit entries, rendered
+by the database from one entry `audit.rendered` made, are chained in one append. The
+records, bodies and entries are exactly those `records.py` would write for the same rows.
 
-The database renders a body only where every text in it is plain printable ASCII other
+The database renders a text only where every text in it is plain printable ASCII other
 than `"` and `\\`, which JSON writes as it is; a record with any other character (none
-among Genesys' ids) gets its body from `records.webhook_body` in Python.
+among Genesys' ids) gets its body and entry from Python.
 """
 
 from __future__ import annotations
