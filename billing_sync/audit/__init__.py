@@ -1,6 +1,9 @@
 """The hash-chained audit log."""
 
-from .log import GENESIS_HASH, NewEntry, append, append_chained, append_many, entry_hash
+from .log import (
+    GENESIS_HASH, NewEntry, RenderedEntry, append, append_chained, append_many, append_rendered, entry_hash, rendered,
+)
 from .verify import ChainReport, verify_chain
 
-__all__ = ["GENESIS_HASH", "ChainReport", "NewEntry", "append", "append_chained", "append_many", "entry_hash", "verify_chain"]
+__all__ = ["GENESIS_HASH", "ChainReport", "NewEntry", "RenderedEntry", "append", "append_chained", "append_many",
+           "append_rendered", "entry_hash", "rendered", "verify_chain"]

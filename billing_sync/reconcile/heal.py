@@ -1,84 +1,156 @@
-"""Healing: billing records for what a run can prove, through records.py (outbox and audit).
+"""Healing: billing records for what a run can prove, written set-based (`ledger/selected_records.py`).
 
 Two rules, each switchable: a playback the stream saw end but the webhook never reported
 is charged from its stream evidence; a webhook duration that both the stream and
-analytics contradict is adjusted to the stream's. Both work through the run's open
-discrepancies a batch at a time (keyset on the id), so memory stays flat, and write each
-batch's records, outbox rows and audit entries set-based (`records.py`). Their idempotency
-keys make a second run over the same window heal nothing twice: the charge's cause is the
-same `terminal` the webhook's would have had (so a late webhook cannot charge again), the
-adjustment's is `reconcile:duration_mismatch`.
+analytics contradict is adjusted to the stream's. Each rule is one `INSERT … SELECT` over
+the run's open discrepancies (records, then their outbox rows and audit entries, in a
+handful of statements whatever their number), then one UPDATE marking them healed.
+
+Rating stays `ledger/rating.py`'s: Python rates each distinct duration (and rate) the
+discrepancies hold, and the statement joins those ratings; it never computes an amount.
+
+Idempotency keys make a second run over the same window heal nothing twice: the charge's
+cause is the same `terminal` the webhook's would have had (so a late webhook cannot charge
+again), the adjustment's is `reconcile:duration_mismatch`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, select, update
+import json
+from decimal import Decimal
 
-from ..ledger.rating import Tariff
-from ..ledger.records import CHARGEABLE_STATES, Correction, Ended, adjust_many, charge_ended
-from ..models import BillingRecord, Discrepancy, PlaybackEvent
+from sqlalchemy import Connection, text, update
+
+from ..ledger.rating import Tariff, amount_minor, billable_seconds
+from ..ledger.records import CHARGE_CAUSE, CHARGEABLE_STATES
+from ..ledger.selected_records import key_parts, write_selected
+from ..models import BillingRecord, Discrepancy
 from .compare import DURATION_CAUSE, TERMINAL
 
-BATCH = 2000
 ACTOR = "reconciliation"
+
+_RATED_COLUMNS = ("duration_ms bigint, rate_per_minute text, currency text, billable_seconds bigint,"
+                  " amount_minor bigint")
+_RATED = f"{_RATED_COLUMNS}, PRIMARY KEY (duration_ms, rate_per_minute, currency)"
+_OPEN = "d.run_id = :run_id AND d.kind = :kind AND d.status = 'open'"
+# Literal states: SQLite uses the partial index of terminal events only for its own condition.
+_TERMINAL = ", ".join(f"'{state}'" for state in TERMINAL)
+_CHARGEABLE = ", ".join(f"'{state}'" for state in sorted(CHARGEABLE_STATES))
+_MISSING = f"{_OPEN} AND d.stream_state IN ({_CHARGEABLE})"
+_FIRST_STREAM_END = f"""(SELECT e.occurred_at FROM playback_events AS e WHERE e.id = (
+    SELECT min(t.id) FROM playback_events AS t
+    WHERE t.source = 'stream' AND t.playback_id = d.playback_id AND t.state IN ({_TERMINAL})))"""
+# CROSS JOIN: SQLite then looks each discrepancy's rating up by its key, never the reverse.
+_CHARGES = f"""
+SELECT :key_head || d.playback_id || :key_tail, 'charge', d.playback_id, d.conversation_id, :cause, d.stream_ms,
+       rated.billable_seconds, :rate_per_minute, rated.amount_minor, :currency, 'stream', CAST(NULL AS BIGINT),
+       {_FIRST_STREAM_END}, :created_at
+FROM discrepancies AS d CROSS JOIN heal_ratings AS rated
+WHERE {_MISSING}
+  AND rated.duration_ms = d.stream_ms AND rated.rate_per_minute = :rate_per_minute AND rated.currency = :currency
+ORDER BY d.playback_id"""
+
+_CORROBORATED = f"{_OPEN} AND d.corroborated = {{true}}"
+_CORRECTED = "JOIN billing_records AS c ON c.playback_id = d.playback_id AND c.kind = 'charge'"
+# The difference against every record of the playback in the charge's currency, as `records.adjust`.
+# Each sum is looked up per playback: the planner, blind to discrepancies written in this
+# transaction, must not be able to join an aggregate of them once per row.
+_NET = ("(SELECT sum(b.{column}) FROM billing_records AS b"
+        " WHERE b.playback_id = c.playback_id AND b.currency = c.currency)")
+_ADJUSTMENTS = f"""
+SELECT :key_head || playback_id || :key_tail, 'adjustment', playback_id, conversation_id, :cause, duration_ms,
+       billable_seconds, rate_per_minute, amount_minor, currency, 'stream', corrects, ended_at, :created_at
+FROM (SELECT c.playback_id, c.conversation_id, c.rate_per_minute, c.currency, c.id AS corrects, c.ended_at,
+             d.stream_ms - {_NET.format(column="duration_ms")} AS duration_ms,
+             rated.billable_seconds - {_NET.format(column="billable_seconds")} AS billable_seconds,
+             rated.amount_minor - {_NET.format(column="amount_minor")} AS amount_minor
+      FROM discrepancies AS d
+      {_CORRECTED}
+      CROSS JOIN heal_ratings AS rated
+      WHERE {_CORROBORATED}
+        AND rated.duration_ms = d.stream_ms AND rated.rate_per_minute = c.rate_per_minute
+        AND rated.currency = c.currency) AS difference
+WHERE duration_ms <> 0 OR billable_seconds <> 0 OR amount_minor <> 0
+ORDER BY playback_id"""
+# Corrections of a playback queue up on its row (in id order: no deadlocks), as `records.adjust`'s do.
+_LOCK_PLAYBACKS = f"""
+SELECT p.id FROM playbacks AS p
+WHERE p.playback_id IN (SELECT d.playback_id FROM discrepancies AS d WHERE {_CORROBORATED})
+ORDER BY p.id FOR UPDATE"""
 
 
 def heal_missing_webhooks(connection: Connection, run_id: int, tariff: Tariff) -> int:
     """Charge every open missing_webhook of the run from the stream's first terminal event."""
-    stream_first = (select(func.min(PlaybackEvent.id))
-                    .where(PlaybackEvent.source == "stream", PlaybackEvent.playback_id == Discrepancy.playback_id,
-                           PlaybackEvent.state.in_(TERMINAL))
-                    .scalar_subquery())
-    first = PlaybackEvent.__table__.alias("first_stream_terminal")
-    ended_at = select(first.c.occurred_at).where(first.c.id == stream_first).scalar_subquery()
-    query = (select(Discrepancy.id, Discrepancy.playback_id, Discrepancy.conversation_id, Discrepancy.stream_state,
-                    Discrepancy.stream_ms, ended_at.label("ended_at"))
-             .where(Discrepancy.run_id == run_id, Discrepancy.kind == "missing_webhook",
-                    Discrepancy.status == "open", Discrepancy.stream_state.in_(CHARGEABLE_STATES)))
-    charged = 0
-    for batch in _batches(connection, query):
-        ended = [Ended(row.playback_id, row.conversation_id, row.stream_state, row.stream_ms, row.ended_at, "stream")
-                 for row in batch]
-        charged += len(charge_ended(connection, ended, tariff, actor=ACTOR))
-    _mark_healed(connection, run_id, "missing_webhook",
-                 select(BillingRecord.id).where(BillingRecord.playback_id == Discrepancy.playback_id,
-                                                BillingRecord.kind == "charge"))
+    params = {"run_id": run_id, "kind": "missing_webhook", "rate_per_minute": tariff.rate_text,
+              "currency": tariff.currency}
+    durations = connection.execute(text(f"SELECT DISTINCT d.stream_ms, :rate_per_minute, :currency"
+                                        f" FROM discrepancies AS d WHERE {_MISSING}"), params).all()
+    charged = _write(connection, _CHARGES, params, durations, tariff, "charge", CHARGE_CAUSE)
+    _mark_healed(connection, run_id, "missing_webhook", BillingRecord.kind == "charge")
     return charged
 
 
 def heal_durations(connection: Connection, run_id: int, tariff: Tariff) -> int:
     """Adjust every corroborated open duration_mismatch of the run to the stream's duration."""
-    query = (select(Discrepancy.id, Discrepancy.stream_ms, BillingRecord.id.label("charge_id"))
-             .join(BillingRecord, and_(BillingRecord.playback_id == Discrepancy.playback_id,
-                                       BillingRecord.kind == "charge"))
-             .where(Discrepancy.run_id == run_id, Discrepancy.kind == "duration_mismatch",
-                    Discrepancy.status == "open", Discrepancy.corroborated == True))  # noqa: E712 - SQL
-    adjusted = 0
-    for batch in _batches(connection, query):
-        adjusted += len(adjust_many(connection, [Correction(row.charge_id, row.stream_ms) for row in batch],
-                                    tariff=tariff, cause=DURATION_CAUSE, actor=ACTOR, provenance="stream"))
+    params = {"run_id": run_id, "kind": "duration_mismatch"}
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(_sql(_LOCK_PLAYBACKS, connection)), params).all()
+    durations = connection.execute(text(_sql(
+        f"SELECT DISTINCT d.stream_ms, c.rate_per_minute, c.currency FROM discrepancies AS d {_CORRECTED}"
+        f" WHERE {_CORROBORATED}", connection)), params).all()
+    adjusted = _write(connection, _ADJUSTMENTS, params, durations, tariff, "adjustment", DURATION_CAUSE)
     _mark_healed(connection, run_id, "duration_mismatch",
-                 select(BillingRecord.id).where(BillingRecord.playback_id == Discrepancy.playback_id,
-                                                BillingRecord.kind == "adjustment",
-                                                BillingRecord.cause == DURATION_CAUSE))
+                 BillingRecord.kind == "adjustment", BillingRecord.cause == DURATION_CAUSE)
     return adjusted
 
 
-def _batches(connection: Connection, query):
-    """The rows of `query` (over discrepancies) a batch at a time, keyset on the discrepancy id."""
-    after = 0
-    while batch := connection.execute(query.where(Discrepancy.id > after).order_by(Discrepancy.id)
-                                      .limit(BATCH)).all():
-        after = batch[-1].id
-        yield batch
+def _write(connection: Connection, source: str, params: dict, durations, tariff: Tariff, kind: str,
+           cause: str) -> int:
+    """Write the records `source` selects, joined to their ratings (`heal_ratings`); how many were new."""
+    if not durations:
+        return 0
+    _store_ratings(connection, durations, tariff)
+    head, tail = key_parts(kind, cause)
+    params = params | {"key_head": head, "key_tail": tail, "cause": cause}
+    return len(write_selected(connection, _sql(source, connection), params, actor=ACTOR))
 
 
-def _mark_healed(connection: Connection, run_id: int, kind: str, record) -> None:
+def _store_ratings(connection: Connection, durations, tariff: Tariff) -> None:
+    """The temporary table `heal_ratings`: each (duration_ms, rate_per_minute, currency) rated by
+    `rating.py`, its seconds by the tariff and their amount at that rate and currency.
+
+    A table with a key, not a parameter read in the statement: both databases would read
+    such a parameter again for every discrepancy, at tens of thousands of durations.
+    """
+    rows = json.dumps([
+        {"duration_ms": ms, "rate_per_minute": rate_text, "currency": currency, "billable_seconds": seconds,
+         "amount_minor": amount_minor(Decimal(rate_text), seconds, currency)}
+        for ms, rate_text, currency in durations
+        for seconds in [billable_seconds(ms, tariff.increment_seconds, tariff.minimum_seconds)]
+    ], separators=(",", ":"))
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS heal_ratings ({_RATED}) ON COMMIT DELETE ROWS")
+        connection.exec_driver_sql("TRUNCATE heal_ratings")
+        connection.execute(text(f"INSERT INTO heal_ratings SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
+                                f" AS r({_RATED_COLUMNS})"), {"rows": rows})
+        connection.exec_driver_sql("ANALYZE heal_ratings")
+        return
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS heal_ratings ({_RATED})")
+    connection.exec_driver_sql("DELETE FROM heal_ratings")
+    columns = ", ".join(f"json_extract(value, '$.{name.split()[0]}')" for name in _RATED_COLUMNS.split(", "))
+    connection.execute(text(f"INSERT INTO heal_ratings SELECT {columns} FROM json_each(:rows)"), {"rows": rows})
+
+
+def _sql(statement: str, connection: Connection) -> str:
+    return statement.replace("{true}", "true" if connection.dialect.name == "postgresql" else "1")
+
+
+def _mark_healed(connection: Connection, run_id: int, kind: str, *record) -> None:
     """Set-based: the run's open discrepancies of `kind` that now have their record are healed."""
-    record = record.limit(1).scalar_subquery()
     connection.execute(
         update(Discrepancy)
         .where(Discrepancy.run_id == run_id, Discrepancy.kind == kind, Discrepancy.status == "open",
-               record.isnot(None))
-        .values(status="healed", record_id=record)
+               BillingRecord.playback_id == Discrepancy.playback_id, *record)
+        .values(status="healed", record_id=BillingRecord.id)
     )

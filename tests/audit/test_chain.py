@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
 from billing_sync import audit
-from billing_sync.models import AuditEntry
+from billing_sync.models import AuditEntry, utcnow
 
 
 def test_appends_chain_and_verify(db):
@@ -39,6 +39,24 @@ def test_entries_chained_by_the_database_verify_between_entries_chained_here(db)
         subjects = list(session.scalars(select(AuditEntry.subject).order_by(AuditEntry.id)))
     assert report.ok and report.verified == 5
     assert subjects == ["x:1", "billing_record:7", "thing:é", "x:2", "x:3"]
+
+
+def test_entries_rendered_by_their_writer_chain_between_entries_chained_here(db):
+    details = {"note": 'café ☕ "quoted" \\ back\nline', "nested": {"id": 0, "subject": "x"}, "n": [1, 2.5, None]}
+    with db.transaction() as connection:
+        audit.append(connection, "cli", "first", "x:1")
+        at = utcnow()
+        audit.append_rendered(connection, [
+            audit.rendered(audit.NewEntry("reconciliation", "billing.charge.created", "billing_record:7", details), at),
+            audit.rendered(audit.NewEntry("reconciliation", "thing.done", "thing:é", None), at),
+        ], at)
+        audit.append(connection, "cli", "after", "x:2")
+    with db.read() as session:
+        report = audit.verify_chain(session)
+        entries = list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+    assert report.ok and report.verified == 4
+    assert [(e.subject, e.details) for e in entries[1:3]] == [("billing_record:7", details), ("thing:é", {})]
+    assert entries[1].created_at == at
 
 
 def test_an_empty_chain_verifies(db):

@@ -13,7 +13,6 @@ from billing_sync.ledger.ingest import record_events
 from billing_sync.ledger.records import Ended, charge_ended
 from billing_sync.models import AnalyticsConversation, AuditEntry, BillingRecord, OutboxMessage
 from billing_sync.models.playback import TERMINAL_CONDITION
-from billing_sync.reconcile import heal
 
 from .conftest import SINCE, TARIFF, UNTIL
 
@@ -215,8 +214,7 @@ def test_each_source_is_judged_by_its_first_terminal_event(ledger, analytics, ru
     assert kinds(ledger, run().run_id) == []
 
 
-def test_heals_span_many_batches(db, ledger, analytics, run, monkeypatch):
-    monkeypatch.setattr(heal, "BATCH", 2)
+def test_many_heals_of_both_kinds_in_one_run(db, ledger, analytics, run):
     missing = [ledger.playback("stream", conversation_id="conv-2", duration_ms=10_000 + n * 1_000, minute=n)
                for n in range(5)]
     long = [ledger.playback("webhook", conversation_id=f"conv-{n}", duration_ms=20_000, minute=n)
