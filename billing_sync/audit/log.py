@@ -150,8 +150,6 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
     if connection.dialect.name != "postgresql":
         append_many(connection, entries)
         return
-    from psycopg.types.json import Jsonb  # here: on SQLite, psycopg is never loaded
-
     created_at = utcnow()
     given, heads, tails = [], [], []
     for n, entry in enumerate(entries, start=1):
@@ -167,6 +165,8 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
 def _send_chained(connection: Connection, created_at: datetime, given: str, heads: list[str], tails: list[str],
                   at_commit: bool) -> None:
     """PostgreSQL: `_PG_APPEND_CHAINED` for the entries `given` (JSON) and their bodies."""
+    from psycopg.types.json import Jsonb  # here: on SQLite, psycopg is never loaded
+
     # The bodies as arrays (jsonb: dumped in C): each step of the chain reads its own by position.
     params = {"created_at": created_at, "entries": given, "body_heads": Jsonb(heads), "body_tails": Jsonb(tails)}
     if not (at_commit and send_with_commit(connection, _PG_APPEND_CHAINED, params)):
