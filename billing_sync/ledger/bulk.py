@@ -59,9 +59,9 @@ FROM playbacks WHERE playback_id = ANY(%(playback_ids)s) ORDER BY id FOR UPDATE
 
 # A new playback's first terminal event from a witness: the lowest id among the events
 # this statement inserted (a new playback has no others).
-_PG_FIRST_TERMINALS = """
+_PG_FIRST_TERMINALS = f"""
        LEFT JOIN (SELECT DISTINCT ON (playback_id) playback_id, id, state, duration_ms, occurred_at
-                  FROM new_events WHERE state IN ('completed', 'failed', 'stopped')
+                  FROM new_events WHERE state IN ({", ".join(f"'{s}'" for s in sorted(TERMINAL_STATES))})
                   ORDER BY playback_id, id) t USING (playback_id)"""
 
 
@@ -70,7 +70,7 @@ def _pg_first_write(source: str) -> str:
     """The first write's statement (one text per source, so psycopg prepares each once); for a
     witness, it also fills the new playbacks' first terminal."""
     witness = source in terminals.WITNESSES
-    columns = [f"{source}_terminal_{field}" for field in terminals.FIELDS] if witness else []
+    columns = terminals.columns_of(source)
     return (_PG_FIRST_WRITE_TEMPLATE
             .replace("{charges}", records.pg_record_ctes("given_records JOIN new_playbacks USING (playback_id)"))
             .replace("{terminal_columns}", "".join(f", {c}" for c in columns))
@@ -94,19 +94,13 @@ _INSERT_EVENTS = insert(PlaybackEvent)
 _INSERT_RETURNING_IDS = insert(PlaybackEvent).returning(PlaybackEvent.id, PlaybackEvent.source_event_id)
 _INSERT_PLAYBACKS = insert(Playback)
 
-_PG_UPDATE_PLAYBACKS = """
+_PG_UPDATE_PLAYBACKS = f"""
 UPDATE playbacks SET state = p.state, last_sequence = p.last_sequence, duration_ms = p.duration_ms,
        media_url = p.media_url, started_at = p.started_at, ended_at = p.ended_at, updated_at = %(now)s,
-       webhook_terminal_id = p.webhook_terminal_id, webhook_terminal_state = p.webhook_terminal_state,
-       webhook_terminal_ms = p.webhook_terminal_ms, webhook_terminal_at = p.webhook_terminal_at,
-       stream_terminal_id = p.stream_terminal_id, stream_terminal_state = p.stream_terminal_state,
-       stream_terminal_ms = p.stream_terminal_ms, stream_terminal_at = p.stream_terminal_at
+       {", ".join(f"{c} = p.{c}" for c in terminals.COLUMNS)}
 FROM jsonb_to_recordset(%(rows)s::jsonb)
      AS p(id bigint, state text, last_sequence int, duration_ms int, media_url text,
-          started_at timestamptz, ended_at timestamptz,
-          webhook_terminal_id bigint, webhook_terminal_state text, webhook_terminal_ms int,
-          webhook_terminal_at timestamptz, stream_terminal_id bigint, stream_terminal_state text,
-          stream_terminal_ms int, stream_terminal_at timestamptz)
+          started_at timestamptz, ended_at timestamptz, {", ".join(terminals.PG_COLUMN_TYPES)})
 WHERE playbacks.id = p.id
 """
 

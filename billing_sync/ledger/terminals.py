@@ -23,6 +23,9 @@ from .events import TERMINAL_STATES
 WITNESSES = ("webhook", "stream")
 FIELDS = ("id", "state", "ms", "at")
 COLUMNS = tuple(f"{source}_terminal_{field}" for source in WITNESSES for field in FIELDS)
+# Their PostgreSQL types, by field (for statements that read them from JSON rows).
+PG_TYPES = {"id": "bigint", "state": "text", "ms": "int", "at": "timestamptz"}
+PG_COLUMN_TYPES = tuple(f"{source}_terminal_{field} {PG_TYPES[field]}" for source in WITNESSES for field in FIELDS)
 
 # Every playback's columns recomputed from its events, one statement on both databases
 # (row values: PostgreSQL, SQLite >= 3.15), a seek in ix_playback_events_terminal per

@@ -30,11 +30,10 @@ from sqlalchemy import (
     BigInteger, Boolean, Connection, Integer, String, and_, case, cast, exists, false, func, insert, literal, null,
     or_, select, true, union_all,
 )
-from ..ledger.events import TERMINAL_STATES
+from ..ledger.records import CHARGEABLE_STATES
 from ..models import AnalyticsConversation, BillingRecord, Discrepancy, Playback
 
-CHARGEABLE = ("completed", "stopped")
-TERMINAL = tuple(sorted(TERMINAL_STATES))
+CHARGEABLE = tuple(sorted(CHARGEABLE_STATES))
 DURATION_CAUSE = "reconcile:duration_mismatch"
 # PostgreSQL's per-operation memory for the comparison: the charged playbacks' hash and
 # the per-conversation aggregate stay in memory (its default, 4 MB, spills them to disk).

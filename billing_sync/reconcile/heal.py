@@ -25,7 +25,7 @@ from ..ledger.rating import Tariff, amount_minor, billable_seconds
 from ..ledger.records import CHARGE_CAUSE, CHARGEABLE_STATES
 from ..ledger.selected_records import key_parts, write_selected
 from ..models import BillingRecord, Discrepancy
-from .compare import DURATION_CAUSE, TERMINAL
+from .compare import DURATION_CAUSE
 
 ACTOR = "reconciliation"
 
@@ -33,13 +33,10 @@ _RATED_COLUMNS = ("duration_ms bigint, rate_per_minute text, currency text, bill
                   " amount_minor bigint")
 _RATED = f"{_RATED_COLUMNS}, PRIMARY KEY (duration_ms, rate_per_minute, currency)"
 _OPEN = "d.run_id = :run_id AND d.kind = :kind AND d.status = 'open'"
-# Literal states: SQLite uses the partial index of terminal events only for its own condition.
-_TERMINAL = ", ".join(f"'{state}'" for state in TERMINAL)
 _CHARGEABLE = ", ".join(f"'{state}'" for state in sorted(CHARGEABLE_STATES))
 _MISSING = f"{_OPEN} AND d.stream_state IN ({_CHARGEABLE})"
-_FIRST_STREAM_END = f"""(SELECT e.occurred_at FROM playback_events AS e WHERE e.id = (
-    SELECT min(t.id) FROM playback_events AS t
-    WHERE t.source = 'stream' AND t.playback_id = d.playback_id AND t.state IN ({_TERMINAL})))"""
+# When the stream saw the playback end: its first stream terminal event, kept on its row by ingest.
+_FIRST_STREAM_END = "(SELECT p.stream_terminal_at FROM playbacks AS p WHERE p.playback_id = d.playback_id)"
 # CROSS JOIN: SQLite then looks each discrepancy's rating up by its key, never the reverse.
 _CHARGES = f"""
 SELECT :key_head || d.playback_id || :key_tail, 'charge', d.playback_id, d.conversation_id, :cause, d.stream_ms,
