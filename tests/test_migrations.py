@@ -49,3 +49,26 @@ def test_downgrade_and_upgrade_again(tmp_path):
     schema.upgrade(engine)
     assert schema.current_revision(engine) == schema.head_revision()
     engine.dispose()
+
+
+def test_0008_backfills_charged_from_the_charges(tmp_path):
+    from billing_sync.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/charged.db")
+    schema.upgrade(engine, "0007")
+    with engine.begin() as connection:
+        for n in range(3):
+            connection.execute(text(
+                "INSERT INTO playbacks (playback_id, conversation_id, state, duration_ms, created_at, updated_at)"
+                f" VALUES ('pb-{n}', 'conv', 'completed', 1000, '2026-11-24 00:00:00', '2026-11-24 00:00:00')"))
+        for n, kind in ((0, "charge"), (1, "adjustment")):  # an adjustment alone is no charge
+            connection.execute(text(
+                "INSERT INTO billing_records (idempotency_key, kind, playback_id, conversation_id, cause,"
+                " duration_ms, billable_seconds, rate_per_minute, amount_minor, currency, provenance, corrects,"
+                f" created_at) VALUES ('{kind}:pb-{n}', '{kind}', 'pb-{n}', 'conv', 'terminal', 1000, 1, '0.60',"
+                f" 1, 'EUR', 'webhook', {'NULL' if kind == 'charge' else 1}, '2026-11-24 00:00:00')"))
+    schema.upgrade(engine)
+    with engine.connect() as connection:
+        charged = connection.execute(text("SELECT playback_id, charged FROM playbacks ORDER BY playback_id")).all()
+    engine.dispose()
+    assert [tuple(row) for row in charged] == [("pb-0", 1), ("pb-1", 0), ("pb-2", 0)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, BigId, Json, utcnow
@@ -75,3 +75,7 @@ class Playback(Base):
     stream_terminal_state: Mapped[str | None] = mapped_column(String(16))
     stream_terminal_ms: Mapped[int | None]
     stream_terminal_at: Mapped[datetime | None]
+    # Whether a charge record exists for it: set by a trigger on billing_records in the
+    # charge's own transaction (migration 0008), so reconciliation reads it here instead
+    # of joining every playback with the records. Never written by the code.
+    charged: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -10,8 +10,8 @@ Each playback's first terminal event per witness is kept on its row by ingest
 (`ledger/terminals.py`), so the statement reads no events, only `playbacks`, twice:
 
 1. `found`: the playbacks started in the window that a cheap filter says some kind may
-   hold for (a few percent), with whether a charge exists (PostgreSQL hash-joins the
-   charged playbacks, SQLite seeks each in the billing records' unique index);
+   hold for (a few percent), with whether a charge exists (`charged`, which a trigger
+   keeps on the row: migration 0008);
 2. `ledger_conversations`: the ledger's totals of each conversation analytics reported
    (one aggregate over its playbacks; only those conversations are ever compared);
 3. `suspects`: `found` with its billing and whether analytics corroborates the stream;
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    BigInteger, Boolean, Connection, Integer, String, and_, case, cast, exists, false, func, insert, literal, null,
+    BigInteger, Boolean, Connection, Integer, String, and_, case, cast, false, func, insert, literal, null,
     or_, select, true, union_all,
 )
 from ..ledger.records import CHARGEABLE_STATES
@@ -79,7 +79,7 @@ def write_discrepancies(connection: Connection, window: Window) -> None:
     """Compare the ledger, the stream and analytics over the window; write what differs."""
     postgres = connection.dialect.name == "postgresql"
     ledger = _conversation_totals(window)
-    suspects = _suspects(window, _found(window, postgres), ledger, postgres)
+    suspects = _suspects(window, _found(window), ledger, postgres)
     parts = [*_playback_kinds(window, suspects), *_conversation_kinds(window, ledger)]
     columns = [c.name for c in parts[0].selected_columns]
     statement = insert(Discrepancy).from_select(columns, union_all(*parts))
@@ -103,27 +103,15 @@ def _first_terminals() -> list:
             Playback.stream_terminal_state.label("s_state"), cast(Playback.stream_terminal_ms, BigInteger).label("s_ms")]
 
 
-def _found(window: Window, postgres: bool):
+def _found(window: Window):
     """Playbacks started in the window some playback kind may hold for, with their first
     terminal events, the stream's time (s_at) and whether a charge exists."""
     in_window = and_(Playback.started_at >= window.since, Playback.started_at < window.until)
-    query = select(Playback.playback_id, Playback.conversation_id, *_first_terminals(),
-                   Playback.stream_terminal_at.label("s_at"))
-    started = _with_charged(query, postgres).where(in_window).subquery("started")
-    # Materialised: filtered before anything joins it (the filter needs `charged`).
+    started = (select(Playback.playback_id, Playback.conversation_id, *_first_terminals(),
+                      Playback.stream_terminal_at.label("s_at"), Playback.charged)
+               .where(in_window).subquery("started"))
+    # Materialised: filtered before anything joins it.
     return select(started).where(_some_kind_may_hold(window, started.c)).cte("found").prefix_with("MATERIALIZED")
-
-
-def _with_charged(query, postgres: bool):
-    """Add `charged`: PostgreSQL hash-joins the charged playbacks once; SQLite seeks each
-    playback in the (playback, kind, cause) unique index."""
-    if postgres:
-        charged = (select(BillingRecord.playback_id).where(BillingRecord.kind == "charge")
-                   .distinct().subquery("charged"))
-        joined = Playback.__table__.outerjoin(charged, charged.c.playback_id == Playback.playback_id)
-        return query.add_columns(charged.c.playback_id.isnot(None).label("charged")).select_from(joined)
-    charged = exists().where(BillingRecord.playback_id == Playback.playback_id, BillingRecord.kind == "charge")
-    return query.add_columns(charged.label("charged"))
 
 
 def _differ(a, b, window: Window):
