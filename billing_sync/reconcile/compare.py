@@ -35,8 +35,8 @@ from ..models import AnalyticsConversation, BillingRecord, Discrepancy, Playback
 
 CHARGEABLE = tuple(sorted(CHARGEABLE_STATES))
 DURATION_CAUSE = "reconcile:duration_mismatch"
-# PostgreSQL's per-operation memory for the comparison: the charged playbacks' hash and
-# the per-conversation aggregate stay in memory (its default, 4 MB, spills them to disk).
+# PostgreSQL's per-operation memory for the comparison: the per-conversation aggregate
+# (40 MB at 100,000 conversations) stays in memory (its default, 4 MB, spills it to disk).
 WORK_MEM = "64MB"
 # PostgreSQL settings for the one statement, undone after it (the run's transaction goes on).
 _PG_SETTINGS = {
