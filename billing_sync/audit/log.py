@@ -153,7 +153,8 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
         append_many(connection, entries)
         return
     created_at = utcnow()
-    _send_rendered(connection, [rendered(entry, created_at) for entry in entries], created_at, at_commit)
+    created = _created_text(created_at)
+    _send_rendered(connection, [_rendered(entry, created) for entry in entries], created_at, at_commit)
 
 
 def _send_rendered(connection: Connection, entries: Sequence[RenderedEntry], created_at: datetime,
@@ -189,8 +190,13 @@ class RenderedEntry:
 
 def rendered(entry: NewEntry, created_at: datetime) -> RenderedEntry:
     """`entry` rendered for `append_rendered` at `created_at` (also a template to render others by)."""
+    return _rendered(entry, _created_text(created_at))
+
+
+def _rendered(entry: NewEntry, created: str) -> RenderedEntry:
+    """`rendered`, the time given as `_created_text` of it (one text for all the entries of an append)."""
     details = _canonical_details(entry.details or {})
-    head, tail = _body_around_id(created_at, entry, details)
+    head, tail = _body_around_id(created, entry, details)
     return RenderedEntry(entry.actor, entry.action, entry.subject, details, head, tail)
 
 
@@ -216,17 +222,21 @@ def append_rendered(connection: Connection, entries: Sequence[RenderedEntry], cr
     connection.execute(_UPDATE_HEAD, {"new_last_id": last_id, "new_last_hash": last_hash})
 
 
-def _body_around_id(created_at: datetime, entry: NewEntry, details: str) -> tuple[str, str]:
-    """`entry_hash`'s canonical JSON of an entry whose details' canonical JSON is `details`, as
-    the text before and after its id.
+def _body_around_id(created: str, entry: NewEntry, details: str) -> tuple[str, str]:
+    """`entry_hash`'s canonical JSON of an entry made at `created` (`_created_text`) whose details'
+    canonical JSON is `details`, as the text before and after its id.
 
     Written out rather than dumped whole: keys sort as action, actor, created_at, details, id,
     subject, and a dict nested in canonical JSON is written as it would be alone.
     """
-    created = created_at.astimezone(UTC).isoformat(timespec="microseconds")
     head = (f'{{"action":{_canonical_text(entry.action)},"actor":{_canonical_text(entry.actor)},'
-            f'"created_at":{_canonical_text(created)},"details":{details},"id":')
+            f'"created_at":{created},"details":{details},"id":')
     return head, f',"subject":{_canonical_text(entry.subject)}}}'
+
+
+def _created_text(created_at: datetime) -> str:
+    """`entry_hash`'s canonical JSON of an entry's time."""
+    return _canonical_text(created_at.astimezone(UTC).isoformat(timespec="microseconds"))
 
 
 def _canonical_details(details: Any) -> str:

@@ -335,6 +335,8 @@ def _json_value(value) -> str:
         return encode_basestring_ascii(value)
     if type(value) is int:
         return int.__repr__(value)
+    if value is None:
+        return "null"
     return json.dumps(value)
 
 
