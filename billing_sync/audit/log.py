@@ -246,7 +246,7 @@ def _canonical_details(details: Any) -> str:
     since JSON turns every key into text (and text keys sort differently from numbers).
     """
     text = canonical_json(details)
-    if isinstance(details, dict) and all(type(key) is str and not isinstance(value, dict | list | tuple)
+    if isinstance(details, dict) and all(type(key) is str and not isinstance(value, (dict, list, tuple))
                                          for key, value in details.items()):
         return text
     return canonical_json(json.loads(text))

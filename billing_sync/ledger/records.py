@@ -299,8 +299,8 @@ def _message(record_id: int, row: dict) -> dict:
 
 def pg_records_json(rows: list[dict]) -> str:
     """The `records` parameter of `pg_record_ctes`: the rows, each with its webhook body around its id."""
-    return rows_json([row | dict(zip(("body_head", "body_tail"), webhook_body_around_id(row), strict=True))
-                      for row in rows])
+    return rows_json([{**row, "body_head": head, "body_tail": tail}
+                      for row in rows for head, tail in (webhook_body_around_id(row),)])
 
 
 def pg_record_ctes(source: str) -> str:
