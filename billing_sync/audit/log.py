@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from json.encoder import encode_basestring as _encode_unicode
-from json.encoder import encode_basestring_ascii as _encode_ascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_unicode
+from json.encoder import encode_basestring_ascii as _encode_ascii
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
