@@ -61,18 +61,19 @@ class GroupCommit:
         if not request.lead:
             request.done.wait()
         if request.lead:  # set by us above, or handed over by the previous leader
-            self._lead()
+            self._lead(request)
         if request.error is not None:
             raise request.error
         return request.result
 
-    def _lead(self) -> None:
+    def _lead(self, leader: _Request) -> None:
         with self._lock:
-            group = self._take_group()
+            group = self._take_group(leader)
         self._write(group)
         with self._lock:
-            if self._queue:
-                successor = self._queue[0]
+            # The next to lead: the first request queued that no other leader has been given.
+            successor = next((request for request in self._queue if not request.lead), None)
+            if successor is not None:
                 successor.lead = True
                 successor.done.set()
             else:
@@ -80,12 +81,22 @@ class GroupCommit:
         for request in group:
             request.done.set()
 
-    def _take_group(self) -> list[_Request]:
-        group, events = [], 0
-        while self._queue and (not group or events + len(self._queue[0].received) <= MAX_EVENTS_PER_COMMIT):
-            request = self._queue.pop(0)
-            group.append(request)
-            events += len(request.received)
+    def _take_group(self, leader: _Request) -> list[_Request]:
+        """The leader's request and those queued after it, in order, up to the event limit.
+
+        Requests given to other leaders stay queued, each for its own leader: two leaders
+        can queue at once (a lane free at both arrivals, or one handed over while the other
+        arrived), and a leader must write its own request, since it answers it without waiting.
+        """
+        self._queue.remove(leader)
+        group, events, rest = [leader], len(leader.received), []
+        for request in self._queue:
+            if request.lead or rest or events + len(request.received) > MAX_EVENTS_PER_COMMIT:
+                rest.append(request)
+            else:
+                group.append(request)
+                events += len(request.received)
+        self._queue = rest
         return group
 
     def _write(self, group: list[_Request]) -> None:

@@ -135,3 +135,107 @@ def test_many_threads_lose_nothing(db, events):
     results, errors = _run_concurrently(committer, requests + requests[:10])
     assert errors == [None] * 50
     assert sum(r.accepted for r in results) == 80 and sum(r.duplicates for r in results) == 20
+
+
+def test_a_leader_writes_its_own_request_when_another_leader_takes_the_queue_first(db, events, monkeypatch):
+    """Two requests can each become a leader before either takes its group (a lane free at both
+    arrivals). Whichever takes first must leave the other's request to it: a leader answers its
+    request without waiting, so it must have written it."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite writers queue on one lock: one lane")
+    committer = GroupCommit(db, source="webhook", lanes=2)
+    real_lead, real_record = GroupCommit._lead, group_commit.record_events
+    second_writing, first_done = threading.Event(), threading.Event()
+    first_thread = None
+
+    def lead(self, *args):
+        if threading.current_thread() is first_thread:  # the first leader is slow to take its group
+            assert second_writing.wait(timeout=20)
+        return real_lead(self, *args)
+
+    def record(connection, received, **options):
+        if any(item.event.playback_id == "second" for item in received):
+            second_writing.set()
+            first_done.wait(timeout=3)  # the first request's answer, if it comes before its write
+        return real_record(connection, received, **options)
+
+    monkeypatch.setattr(GroupCommit, "_lead", lead)
+    monkeypatch.setattr(group_commit, "record_events", record)
+    results, errors = [None, None], [None, None]
+
+    def run(i, received, then=None):
+        try:
+            results[i] = committer.record(received)
+        except BaseException as error:  # reported below
+            errors[i] = error
+        if then:
+            then.set()
+
+    first_thread = threading.Thread(target=run, args=(0, _received(events, 1, playback_id="first"), first_done))
+    first_thread.start()
+    while committer._leaders == 0:
+        threading.Event().wait(0.005)
+    second_thread = threading.Thread(target=run, args=(1, _received(events, 1, playback_id="second")))
+    second_thread.start()
+    first_thread.join(timeout=30)
+    second_thread.join(timeout=30)
+    assert errors == [None, None]
+    assert [(r.accepted, r.duplicates) for r in results] == [(1, 0), (1, 0)]
+    assert committer._leaders == 0 and committer._queue == []
+
+
+def test_a_request_handed_to_a_leader_is_not_handed_again(db, events, monkeypatch):
+    """Both lanes finish while the one request queued has not yet taken its group: it leads
+    once, and the lane the second finisher held is given back (not kept by a leader that will
+    never run), so the next requests still find both lanes."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite writers queue on one lock: one lane")
+    committer = GroupCommit(db, source="webhook", lanes=2)
+    real_lead, real_record = GroupCommit._lead, group_commit.record_events
+    entered = {"a": threading.Event(), "b": threading.Event()}
+    release = {"a": threading.Event(), "b": threading.Event()}
+    b_answered = threading.Event()
+    threads = {}
+
+    def lead(self, *args):
+        if threading.current_thread() is threads.get("c"):  # slow to start the group handed to it
+            assert b_answered.wait(timeout=20)
+        return real_lead(self, *args)
+
+    def record(connection, received, **options):
+        for name in ("a", "b"):
+            if any(item.event.playback_id == name for item in received):
+                entered[name].set()
+                assert release[name].wait(timeout=20)
+        return real_record(connection, received, **options)
+
+    monkeypatch.setattr(GroupCommit, "_lead", lead)
+    monkeypatch.setattr(group_commit, "record_events", record)
+    results, errors = {}, {}
+
+    def run(name, then=None):
+        try:
+            results[name] = committer.record(_received(events, 1, playback_id=name))
+        except BaseException as error:  # reported below
+            errors[name] = error
+        if then:
+            then.set()
+
+    threads["a"] = threading.Thread(target=run, args=("a",))
+    threads["a"].start()
+    assert entered["a"].wait(timeout=20)
+    threads["b"] = threading.Thread(target=run, args=("b", b_answered))
+    threads["b"].start()
+    assert entered["b"].wait(timeout=20)
+    threads["c"] = threading.Thread(target=run, args=("c",))
+    threads["c"].start()
+    while len(committer._queue) < 1:
+        threading.Event().wait(0.005)
+    release["a"].set()  # a hands the lead to c, which waits until b has answered
+    threads["a"].join(timeout=30)
+    release["b"].set()  # b finds c already handed the lead
+    for thread in threads.values():
+        thread.join(timeout=30)
+    assert errors == {}
+    assert {name: (r.accepted, r.duplicates) for name, r in results.items()} == {n: (1, 0) for n in "abc"}
+    assert committer._leaders == 0 and committer._queue == []
