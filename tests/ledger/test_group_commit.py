@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -44,7 +45,8 @@ def hold_first_commit(monkeypatch):
         def slow_first(connection, received, **options):
             calls.append(len(received))
             if len(calls) == 1:
-                while len(committer._queue) < count:
+                deadline = time.monotonic() + 10  # then on: the assertions say what queued instead
+                while len(committer._queue) < count and time.monotonic() < deadline:
                     threading.Event().wait(0.005)
             return real(connection, received, **options)
 
@@ -123,10 +125,20 @@ def test_a_second_lane_writes_while_the_first_waits(db, events, monkeypatch):
     first_thread.start()
     while committer._leaders == 0:  # the first request leads its own transaction
         threading.Event().wait(0.005)
-    run(1, _received(events, 1), then=second_done)
+    run(1, _received(events, group_commit.LANE_EVENTS), then=second_done)  # enough to open a lane
     first_thread.join(timeout=30)
     assert errors == [None, None]
-    assert [(r.accepted, r.duplicates) for r in results] == [(1, 0), (1, 0)]
+    assert [(r.accepted, r.duplicates) for r in results] == [(1, 0), (group_commit.LANE_EVENTS, 0)]
+
+
+def test_a_few_events_wait_for_the_next_group_rather_than_open_a_lane(db, events, hold_first_commit):
+    committer = GroupCommit(db, source="webhook", lanes=2)
+    calls = hold_first_commit(committer, 5)
+    requests = [_received(events, 3) for _ in range(6)]  # 15 waiting: fewer than LANE_EVENTS
+    results, errors = _run_concurrently(committer, requests)
+    assert errors == [None] * 6
+    assert [(r.accepted, r.duplicates) for r in results] == [(3, 0)] * 6
+    assert calls == [3, 15]
 
 
 def test_many_threads_lose_nothing(db, events):
@@ -175,12 +187,13 @@ def test_a_leader_writes_its_own_request_when_another_leader_takes_the_queue_fir
     first_thread.start()
     while committer._leaders == 0:
         threading.Event().wait(0.005)
-    second_thread = threading.Thread(target=run, args=(1, _received(events, 1, playback_id="second")))
+    second = _received(events, group_commit.LANE_EVENTS, playback_id="second")  # enough to open a lane
+    second_thread = threading.Thread(target=run, args=(1, second))
     second_thread.start()
     first_thread.join(timeout=30)
     second_thread.join(timeout=30)
     assert errors == [None, None]
-    assert [(r.accepted, r.duplicates) for r in results] == [(1, 0), (1, 0)]
+    assert [(r.accepted, r.duplicates) for r in results] == [(1, 0), (group_commit.LANE_EVENTS, 0)]
     assert committer._leaders == 0 and committer._queue == []
 
 
@@ -213,9 +226,11 @@ def test_a_request_handed_to_a_leader_is_not_handed_again(db, events, monkeypatc
     monkeypatch.setattr(group_commit, "record_events", record)
     results, errors = {}, {}
 
+    sizes = {"a": 1, "b": group_commit.LANE_EVENTS, "c": 1}  # b: enough to open the second lane
+
     def run(name, then=None):
         try:
-            results[name] = committer.record(_received(events, 1, playback_id=name))
+            results[name] = committer.record(_received(events, sizes[name], playback_id=name))
         except BaseException as error:  # reported below
             errors[name] = error
         if then:
@@ -237,5 +252,5 @@ def test_a_request_handed_to_a_leader_is_not_handed_again(db, events, monkeypatc
     for thread in threads.values():
         thread.join(timeout=30)
     assert errors == {}
-    assert {name: (r.accepted, r.duplicates) for name, r in results.items()} == {n: (1, 0) for n in "abc"}
+    assert {name: (r.accepted, r.duplicates) for name, r in results.items()} == {n: (sizes[n], 0) for n in "abc"}
     assert committer._leaders == 0 and committer._queue == []
