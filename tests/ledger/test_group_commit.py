@@ -20,19 +20,26 @@ def _received(events, n, **kwargs):
 
 def _run_concurrently(committer, requests):
     results, errors = [None] * len(requests), [None] * len(requests)
-
-    def run(i):
-        try:
-            results[i] = committer.record(requests[i])
-        except BaseException as error:  # reported per request
-            errors[i] = error
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    run = _recorder(committer, results, errors)
+    threads = [threading.Thread(target=run, args=(i, requests[i])) for i in range(len(requests))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     return results, errors
+
+
+def _recorder(committer, results, errors):
+    """A thread's work: record `received`, keep its answer or error under `key`, then set `then`."""
+    def run(key, received, then=None):
+        try:
+            results[key] = committer.record(received)
+        except BaseException as error:  # reported by the test
+            errors[key] = error
+        if then:
+            then.set()
+
+    return run
 
 
 @pytest.fixture
@@ -112,14 +119,7 @@ def test_a_second_lane_writes_while_the_first_waits(db, events, monkeypatch):
     monkeypatch.setattr(group_commit, "record_events", first_waits_for_second)
     first = _received(events, 1, playback_id="first")
     results, errors = [None, None], [None, None]
-
-    def run(i, received, then=None):
-        try:
-            results[i] = committer.record(received)
-        except BaseException as error:  # reported below
-            errors[i] = error
-        if then:
-            then.set()
+    run = _recorder(committer, results, errors)
 
     first_thread = threading.Thread(target=run, args=(0, first))
     first_thread.start()
@@ -174,14 +174,7 @@ def test_a_leader_writes_its_own_request_when_another_leader_takes_the_queue_fir
     monkeypatch.setattr(GroupCommit, "_lead", lead)
     monkeypatch.setattr(group_commit, "record_events", record)
     results, errors = [None, None], [None, None]
-
-    def run(i, received, then=None):
-        try:
-            results[i] = committer.record(received)
-        except BaseException as error:  # reported below
-            errors[i] = error
-        if then:
-            then.set()
+    run = _recorder(committer, results, errors)
 
     first_thread = threading.Thread(target=run, args=(0, _received(events, 1, playback_id="first"), first_done))
     first_thread.start()
@@ -227,14 +220,10 @@ def test_a_request_handed_to_a_leader_is_not_handed_again(db, events, monkeypatc
     results, errors = {}, {}
 
     sizes = {"a": 1, "b": group_commit.LANE_EVENTS, "c": 1}  # b: enough to open the second lane
+    record_as = _recorder(committer, results, errors)
 
     def run(name, then=None):
-        try:
-            results[name] = committer.record(_received(events, sizes[name], playback_id=name))
-        except BaseException as error:  # reported below
-            errors[name] = error
-        if then:
-            then.set()
+        record_as(name, _received(events, sizes[name], playback_id=name), then)
 
     threads["a"] = threading.Thread(target=run, args=("a",))
     threads["a"].start()
