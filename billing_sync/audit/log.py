@@ -19,6 +19,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as _encode_unicode
+from json.encoder import encode_basestring_ascii as _encode_ascii
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -151,24 +153,22 @@ def append_chained(connection: Connection, entries: Sequence[NewEntry], *, at_co
         append_many(connection, entries)
         return
     created_at = utcnow()
-    given, heads, tails = [], [], []
-    for n, entry in enumerate(entries, start=1):
-        details = json.loads(canonical_json(entry.details or {}))
-        body_head, body_tail = _body_around_id(created_at, entry, details)
-        given.append({"n": n, "actor": entry.actor, "action": entry.action, "subject": entry.subject,
-                      "details": details})
-        heads.append(body_head)
-        tails.append(body_tail)
-    _send_chained(connection, created_at, json.dumps(given, separators=(",", ":")), heads, tails, at_commit)
+    created = _created_text(created_at)
+    _send_rendered(connection, [_rendered(entry, created) for entry in entries], created_at, at_commit)
 
 
-def _send_chained(connection: Connection, created_at: datetime, given: str, heads: list[str], tails: list[str],
-                  at_commit: bool) -> None:
-    """PostgreSQL: `_PG_APPEND_CHAINED` for the entries `given` (JSON) and their bodies."""
+def _send_rendered(connection: Connection, entries: Sequence[RenderedEntry], created_at: datetime,
+                   at_commit: bool) -> None:
+    """PostgreSQL: `_PG_APPEND_CHAINED` for these entries (with `at_commit`, sent with the COMMIT
+    when the transaction allows). Their JSON is written here, each details text as it is."""
     from psycopg.types.json import Jsonb  # here: on SQLite, psycopg is never loaded
 
+    given = ",".join(f'{{"n":{n},"actor":{_json_text(e.actor)},"action":{_json_text(e.action)},'
+                     f'"subject":{_json_text(e.subject)},"details":{e.details}}}'
+                     for n, e in enumerate(entries, start=1))
     # The bodies as arrays (jsonb: dumped in C): each step of the chain reads its own by position.
-    params = {"created_at": created_at, "entries": given, "body_heads": Jsonb(heads), "body_tails": Jsonb(tails)}
+    params = {"created_at": created_at, "entries": f"[{given}]",
+              "body_heads": Jsonb([e.body_head for e in entries]), "body_tails": Jsonb([e.body_tail for e in entries])}
     if not (at_commit and send_with_commit(connection, _PG_APPEND_CHAINED, params)):
         send_pending(connection)
         connection.connection.cursor().execute(_PG_APPEND_CHAINED, params)
@@ -190,8 +190,13 @@ class RenderedEntry:
 
 def rendered(entry: NewEntry, created_at: datetime) -> RenderedEntry:
     """`entry` rendered for `append_rendered` at `created_at` (also a template to render others by)."""
-    details = canonical_json(entry.details or {})
-    head, tail = _body_around_id(created_at, entry, json.loads(details))
+    return _rendered(entry, _created_text(created_at))
+
+
+def _rendered(entry: NewEntry, created: str) -> RenderedEntry:
+    """`rendered`, the time given as `_created_text` of it (one text for all the entries of an append)."""
+    details = _canonical_details(entry.details or {})
+    head, tail = _body_around_id(created, entry, details)
     return RenderedEntry(entry.actor, entry.action, entry.subject, details, head, tail)
 
 
@@ -201,11 +206,7 @@ def append_rendered(connection: Connection, entries: Sequence[RenderedEntry], cr
     if not entries:
         return
     if connection.dialect.name == "postgresql":
-        given = ",".join(f'{{"n":{n},"actor":{json.dumps(e.actor)},"action":{json.dumps(e.action)},'
-                         f'"subject":{json.dumps(e.subject)},"details":{e.details}}}'
-                         for n, e in enumerate(entries, start=1))
-        _send_chained(connection, created_at, f"[{given}]", [e.body_head for e in entries],
-                      [e.body_tail for e in entries], at_commit=False)
+        _send_rendered(connection, entries, created_at, at_commit=False)
         return
     last_id, last_hash = _lock_head(connection)
     column_type = AuditEntry.__table__.c.created_at.type.dialect_impl(connection.dialect)
@@ -221,21 +222,44 @@ def append_rendered(connection: Connection, entries: Sequence[RenderedEntry], cr
     connection.execute(_UPDATE_HEAD, {"new_last_id": last_id, "new_last_hash": last_hash})
 
 
-def _body_around_id(created_at: datetime, entry: NewEntry, details: dict) -> tuple[str, str]:
-    """`entry_hash`'s canonical JSON of an entry, as the text before and after its id."""
-    body = canonical_json({
-        "id": 0,
-        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": entry.actor,
-        "action": entry.action,
-        "subject": entry.subject,
-        "details": details,
-    })
-    # Keys sort as action, actor, created_at, details, id, subject: the last "id" is the entry's own.
-    before, mark, after = body.rpartition('"id":0,"subject":')
-    if not mark:
-        raise ValueError(f"no id in the canonical JSON of {entry!r}")
-    return before + '"id":', ',"subject":' + after
+def _body_around_id(created: str, entry: NewEntry, details: str) -> tuple[str, str]:
+    """`entry_hash`'s canonical JSON of an entry made at `created` (`_created_text`) whose details'
+    canonical JSON is `details`, as the text before and after its id.
+
+    Written out rather than dumped whole: keys sort as action, actor, created_at, details, id,
+    subject, and a dict nested in canonical JSON is written as it would be alone.
+    """
+    head = (f'{{"action":{_canonical_text(entry.action)},"actor":{_canonical_text(entry.actor)},'
+            f'"created_at":{created},"details":{details},"id":')
+    return head, f',"subject":{_canonical_text(entry.subject)}}}'
+
+
+def _created_text(created_at: datetime) -> str:
+    """`entry_hash`'s canonical JSON of an entry's time."""
+    return _canonical_text(created_at.astimezone(UTC).isoformat(timespec="microseconds"))
+
+
+def _canonical_details(details: Any) -> str:
+    """The canonical JSON of `details` as the database gives them back (`json.loads` of it).
+
+    A flat dict with text keys is that already; any other is read back and written again,
+    since JSON turns every key into text (and text keys sort differently from numbers).
+    """
+    text = canonical_json(details)
+    if isinstance(details, dict) and all(type(key) is str and not isinstance(value, (dict, list, tuple))
+                                         for key, value in details.items()):
+        return text
+    return canonical_json(json.loads(text))
+
+
+def _canonical_text(value: Any) -> str:
+    """`canonical_json` of a value, fast for text (what an entry's actor, action and subject are)."""
+    return _encode_unicode(value) if type(value) is str else canonical_json(value)
+
+
+def _json_text(value: Any) -> str:
+    """JSON of a value, fast for text."""
+    return _encode_ascii(value) if type(value) is str else json.dumps(value)
 
 
 def _lock_head(connection: Connection) -> tuple[int, str]:

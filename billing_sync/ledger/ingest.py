@@ -65,12 +65,14 @@ def record_events(
     charging = tariff is not None and source in CHARGING_SOURCES
     now = utcnow()
     event_rows = [_event_row(item) for item in unique]
+    # The would-be charges of every playback, should it be new; the audit entries reuse them.
+    charges = charge_rows([_ended(pid, by_playback[pid][0].event.conversation_id, outcome.state, source)
+                           for pid, outcome in folded.items() if outcome.became_terminal], tariff) if charging else []
     first = bulk.write_first(
         connection,
         event_rows,
         [_playback_row(pid, by_playback[pid][0], outcome.state) for pid, outcome in folded.items()],
-        charge_rows([_ended(pid, by_playback[pid][0].event.conversation_id, outcome.state, source)
-                     for pid, outcome in folded.items() if outcome.became_terminal], tariff) if charging else [],
+        charges,
         source=source,
         now=now,
     )
@@ -91,11 +93,12 @@ def record_events(
     if charging:
         rows = charge_rows([e for e in result.ended if e.playback_id not in first.created], tariff)
         charged += insert_records(connection, rows)
+        charges += rows
     result.charged = [record_id for record_id, _ in charged]
     actor = f"genesys:{source}"
     entries = [_conflict_entry(conflict, actor) for conflict in result.conflicts]
     if charged:
-        entries += audit_entries(sorted(charged), charge_rows(result.ended, tariff), actor=actor)
+        entries += audit_entries(sorted(charged), charges, actor=actor)
     # Last, and on PostgreSQL with the commit: the audit head is the one lock every writer shares.
     audit.append_chained(connection, entries, at_commit=True)
     return result

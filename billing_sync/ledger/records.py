@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from types import SimpleNamespace
 
 from sqlalchemy import ARRAY, Connection, any_, bindparam, func, insert, select
@@ -26,7 +27,6 @@ from .rating import Tariff, amount_minor, billable_seconds
 CHARGEABLE_STATES = frozenset({"completed", "stopped"})
 CHARGE_CAUSE = "terminal"
 EVENT_TYPE = "billing.record.created"
-_ID_PLACEHOLDER = '"data":{"id":0,'
 
 # SQLite (PostgreSQL gets `_PG_RECORD_CTES`), built once so SQLAlchemy compiles them once.
 _SQLITE_INSERT_RECORDS = (sqlite.insert(BillingRecord)
@@ -299,8 +299,8 @@ def _message(record_id: int, row: dict) -> dict:
 
 def pg_records_json(rows: list[dict]) -> str:
     """The `records` parameter of `pg_record_ctes`: the rows, each with its webhook body around its id."""
-    return rows_json([row | dict(zip(("body_head", "body_tail"), webhook_body_around_id(row), strict=True))
-                      for row in rows])
+    return rows_json([{**row, "body_head": head, "body_tail": tail}
+                      for row in rows for head, tail in (webhook_body_around_id(row),)])
 
 
 def pg_record_ctes(source: str) -> str:
@@ -311,10 +311,33 @@ def pg_record_ctes(source: str) -> str:
 
 
 def webhook_body_around_id(row: dict) -> tuple[str, str]:
-    """The webhook body of a record not numbered yet, as the text before and after its id."""
-    body = webhook_body(record_json(SimpleNamespace(id=0, **row)))
-    head, tail = body.split(_ID_PLACEHOLDER, 1)  # "type" and "timestamp" come first and cannot hold it
-    return head + '"data":{"id":', "," + tail
+    """The webhook body of a record not numbered yet, as the text before and after its id.
+
+    Written out field by field, in `record_json`'s order, as `webhook_body` writes them
+    (json.dumps would build and walk the same record for every charge of a batch).
+    """
+    v = _json_value
+    created = v(_iso(row["created_at"]))
+    return (f'{{"type":{_EVENT_TYPE_JSON},"timestamp":{created},"data":{{"id":',
+            f',"kind":{v(row["kind"])},"playback_id":{v(row["playback_id"])},'
+            f'"conversation_id":{v(row["conversation_id"])},"duration_ms":{v(row["duration_ms"])},'
+            f'"billable_seconds":{v(row["billable_seconds"])},"rate_per_minute":{v(row["rate_per_minute"])},'
+            f'"amount_minor":{v(row["amount_minor"])},"currency":{v(row["currency"])},'
+            f'"provenance":{v(row["provenance"])},"corrects":{v(row["corrects"])},"created_at":{created}}}}}')
+
+
+_EVENT_TYPE_JSON = json.dumps(EVENT_TYPE)
+
+
+def _json_value(value) -> str:
+    """`json.dumps` of one value, without its machinery for the texts and integers of a record."""
+    if type(value) is str:
+        return encode_basestring_ascii(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return json.dumps(value)
 
 
 def _iso(value: datetime) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -57,6 +60,25 @@ def test_entries_rendered_by_their_writer_chain_between_entries_chained_here(db)
     assert report.ok and report.verified == 4
     assert [(e.subject, e.details) for e in entries[1:3]] == [("billing_record:7", details), ("thing:é", {})]
     assert entries[1].created_at == at
+
+
+@pytest.mark.parametrize("details", [
+    None, {}, {"amount_minor": 60, "corrects": None, "currency": "EUR", "key": 'p-"é"\\☕\n'},
+    {"nested": {"id": 0, "subject": "x"}, "n": [1, 2.5, None, True, {"b": 1, "a": 2}]},
+    {2: "two", 10: "ten"}, {"pair": (1, "x")},
+], ids=["none", "empty", "flat", "nested", "number-keys", "tuple"])
+def test_a_rendered_entry_hashes_as_its_canonical_json(details):
+    """What the database hashes (the rendered text around the id) is `entry_hash`'s canonical
+    JSON of the entry as it is read back."""
+    at = datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=timezone(timedelta(hours=2)))
+    entry = audit.NewEntry("genesys:wébhook", "billing.charge.created", 'billing_record:"7"', details)
+    rendered = audit.rendered(entry, at)
+    stored = json.loads(rendered.details)
+    assert stored == json.loads(json.dumps(details or {}))
+    prev = "ab" * 32
+    assert hashlib.sha256(f"{prev}{rendered.body_head}42{rendered.body_tail}".encode()).hexdigest() == \
+        audit.entry_hash(prev, id=42, created_at=at, actor=entry.actor, action=entry.action, subject=entry.subject,
+                         details=stored)
 
 
 def test_an_empty_chain_verifies(db):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -88,12 +88,21 @@ def test_a_conflict_and_a_charge_in_one_request_are_chained_in_order(client, web
     assert report.ok and report.verified == 2
 
 
+_CHARGE_ROW = {"idempotency_key": 'charge:p-"é"-{id}:terminal', "kind": "charge", "playback_id": 'p-"é"-{id}',
+               "conversation_id": "c-1", "cause": "terminal", "duration_ms": 1, "billable_seconds": 1,
+               "rate_per_minute": "0.60", "amount_minor": 1, "currency": "EUR", "provenance": "webhook",
+               "corrects": None, "ended_at": None,
+               "created_at": datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)}
+_ADJUSTMENT_ROW = _CHARGE_ROW | {
+    "idempotency_key": "adjustment:p\\☕\u2028\x01:recon-7", "kind": "adjustment", "playback_id": "p\\☕\u2028\x01",
+    "conversation_id": "c-\t😀", "duration_ms": -1500, "billable_seconds": -2, "amount_minor": -10**15,
+    "rate_per_minute": "12.3456", "currency": "JPY", "provenance": "reconciliation", "corrects": 10**12,
+    "created_at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5)))}
+
+
 @pytest.mark.parametrize("record_id", [1, 42, 10**12])
-def test_a_body_split_around_its_id_is_the_body(record_id):
-    row = {"idempotency_key": 'charge:p-"é"-{id}:terminal', "kind": "charge", "playback_id": 'p-"é"-{id}',
-           "conversation_id": "c-1", "cause": "terminal", "duration_ms": 1, "billable_seconds": 1,
-           "rate_per_minute": "0.60", "amount_minor": 1, "currency": "EUR", "provenance": "webhook",
-           "corrects": None, "ended_at": None, "created_at": datetime(2026, 11, 24, 1, 2, 3, 456789, tzinfo=UTC)}
+@pytest.mark.parametrize("row", [_CHARGE_ROW, _ADJUSTMENT_ROW], ids=["charge", "adjustment"])
+def test_a_body_split_around_its_id_is_the_body(record_id, row):
     head, tail = webhook_body_around_id(row)
     assert head + str(record_id) + tail == webhook_body(record_json(SimpleNamespace(id=record_id, **row)))
 
