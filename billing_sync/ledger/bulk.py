@@ -37,11 +37,11 @@ WITH new_events AS (
   RETURNING id, source_event_id, playback_id, state, duration_ms, occurred_at
 ), new_playbacks AS (
   INSERT INTO playbacks (created_at, updated_at, playback_id, conversation_id, state, last_sequence,
-                         duration_ms, media_url, started_at, ended_at{terminal_columns})
+                         duration_ms, media_url, started_at, ended_at, charged{terminal_columns})
   SELECT %(now)s, %(now)s, p.*{terminal_values}
   FROM jsonb_to_recordset(%(playbacks)s::jsonb)
        AS p(playback_id text, conversation_id text, state text, last_sequence int, duration_ms int,
-            media_url text, started_at timestamptz, ended_at timestamptz){terminal_join}
+            media_url text, started_at timestamptz, ended_at timestamptz, charged boolean){terminal_join}
   ON CONFLICT (playback_id) DO NOTHING
   RETURNING playback_id
 ), {charges}
@@ -135,6 +135,10 @@ def write_first(
     if not _is_postgres(connection):
         return _write_first_sqlite(connection, events, playbacks, charges, source=source, now=now)
     driver = connection.connection.driver_connection
+    # A playback created with its charge is written charged: the charge's trigger (migration
+    # 0008) then finds nothing to update, instead of writing the row a second time.
+    charging = {row["playback_id"] for row in charges}
+    playbacks = [{**row, "charged": row["playback_id"] in charging} for row in playbacks]
     # A pipeline: the BEGIN and the statement in one round trip; the statement prepared once.
     with driver.pipeline():
         first = driver.cursor()

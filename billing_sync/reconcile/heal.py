@@ -69,10 +69,11 @@ FROM (SELECT c.playback_id, c.conversation_id, c.rate_per_minute, c.currency, c.
         AND rated.currency = c.currency) AS difference
 WHERE duration_ms <> 0 OR billable_seconds <> 0 OR amount_minor <> 0
 ORDER BY playback_id"""
-# Corrections of a playback queue up on its row (in id order: no deadlocks), as `records.adjust`'s do.
-_LOCK_PLAYBACKS = f"""
+# Heals of a playback queue up on its row (in id order, as ingest and `records.adjust` take
+# them: no deadlocks), before any record is written: a charge's trigger updates the row too.
+_LOCK_PLAYBACKS = """
 SELECT p.id FROM playbacks AS p
-WHERE p.playback_id IN (SELECT d.playback_id FROM discrepancies AS d WHERE {_CORROBORATED})
+WHERE p.playback_id IN (SELECT d.playback_id FROM discrepancies AS d WHERE {healed})
 ORDER BY p.id FOR UPDATE"""
 
 
@@ -82,6 +83,7 @@ def heal_missing_webhooks(connection: Connection, run_id: int, tariff: Tariff) -
               "currency": tariff.currency}
     durations = connection.execute(text(f"SELECT DISTINCT d.stream_ms, :rate_per_minute, :currency"
                                         f" FROM discrepancies AS d WHERE {_MISSING}"), params).all()
+    _lock_playbacks(connection, _MISSING, params)
     charged = _write(connection, _CHARGES, params, durations, tariff, "charge", CHARGE_CAUSE)
     _mark_healed(connection, run_id, "missing_webhook", BillingRecord.kind == "charge")
     return charged
@@ -90,8 +92,7 @@ def heal_missing_webhooks(connection: Connection, run_id: int, tariff: Tariff) -
 def heal_durations(connection: Connection, run_id: int, tariff: Tariff) -> int:
     """Adjust every corroborated open duration_mismatch of the run to the stream's duration."""
     params = {"run_id": run_id, "kind": "duration_mismatch"}
-    if connection.dialect.name == "postgresql":
-        connection.execute(text(_sql(_LOCK_PLAYBACKS, connection)), params).all()
+    _lock_playbacks(connection, _CORROBORATED, params)
     durations = connection.execute(text(_sql(
         f"SELECT DISTINCT d.stream_ms, c.rate_per_minute, c.currency FROM discrepancies AS d {_CORRECTED}"
         f" WHERE {_CORROBORATED}", connection)), params).all()
@@ -99,6 +100,12 @@ def heal_durations(connection: Connection, run_id: int, tariff: Tariff) -> int:
     _mark_healed(connection, run_id, "duration_mismatch",
                  BillingRecord.kind == "adjustment", BillingRecord.cause == DURATION_CAUSE)
     return adjusted
+
+
+def _lock_playbacks(connection: Connection, healed: str, params: dict) -> None:
+    """PostgreSQL: lock the rows of the playbacks the discrepancies `healed` selects, in id order."""
+    if connection.dialect.name == "postgresql":  # SQLite's writer already holds the database
+        connection.execute(text(_sql(_LOCK_PLAYBACKS.format(healed=healed), connection)), params).all()
 
 
 def _write(connection: Connection, source: str, params: dict, durations, tariff: Tariff, kind: str,
