@@ -77,5 +77,7 @@ class Playback(Base):
     stream_terminal_at: Mapped[datetime | None]
     # Whether a charge record exists for it: set by a trigger on billing_records in the
     # charge's own transaction (migration 0008), so reconciliation reads it here instead
-    # of joining every playback with the records. Never written by the code.
+    # of joining every playback with the records. The trigger is what keeps it true; ingest
+    # on PostgreSQL only writes a playback created with its charge as charged already, to
+    # spare the trigger a second write of the row (`bulk.write_first`).
     charged: Mapped[bool] = mapped_column(default=False, server_default=false())
