@@ -98,6 +98,8 @@ def record_events(
     actor = f"genesys:{source}"
     entries = [_conflict_entry(conflict, actor) for conflict in result.conflicts]
     if charged:
+        # Keyed by idempotency key, the last row wins: an existing playback's charge as
+        # written (`rows`, appended last) over its would-be charge as a new one.
         entries += audit_entries(sorted(charged), charges, actor=actor)
     # Last, and on PostgreSQL with the commit: the audit head is the one lock every writer shares.
     audit.append_chained(connection, entries, at_commit=True)
