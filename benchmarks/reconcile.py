@@ -54,7 +54,7 @@ from billing_sync.ledger import terminals
 from billing_sync.ledger.rating import Tariff
 from billing_sync.reconcile import Rules, reconcile
 
-from .ingest import fresh_database
+from .ingest import fresh_database, process_cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
 TARIFF = Tariff(Decimal("0.60"), "EUR")  # one cent per second: amount = seconds
@@ -268,16 +268,7 @@ class CpuClock:
             pids = connection.execute(text(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             )).scalars().all()
-        return {pid: seconds for pid in pids if (seconds := _process_cpu_s(pid)) is not None}
-
-
-def _process_cpu_s(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return {pid: seconds for pid in pids if (seconds := process_cpu_s(pid)) is not None}
 
 
 def timed_run(db: Database, analytics, until: datetime, rules: Rules) -> dict:
