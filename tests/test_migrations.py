@@ -32,6 +32,14 @@ def test_upgrade_is_idempotent(db):
     assert schema.current_revision(db.engine) == schema.head_revision()
 
 
+def test_playbacks_leave_room_for_updates_on_postgresql(db):
+    if db.dialect != "postgresql":
+        pytest.skip("fillfactor is a PostgreSQL storage setting")
+    with db.engine.connect() as connection:
+        options = connection.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'playbacks'")).scalar()
+    assert options == ["fillfactor=90"]
+
+
 def test_playback_events_are_append_only(db, client, webhook_auth, events):
     client.post("/webhooks/genesys", json=events.event(), headers=webhook_auth)
     for statement in ("UPDATE playback_events SET state = 'failed'", "DELETE FROM playback_events"):
