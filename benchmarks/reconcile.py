@@ -21,6 +21,9 @@ Then, in the same run:
   missing webhook, one adjustment per corroborated duration, each with its outbox row and
   audit entry.
 
+Each run's steps are timed too (`RunResult.seconds`: evidence, compare, each heal, finish,
+commit), so the table says where a full run's time goes beyond the comparison.
+
 Time: wall seconds, and CPU seconds (this process's plus, for a local PostgreSQL, its
 backends'), which other work on a shared machine does not stretch. Peak memory: how far
 the process's resident memory rose above its level at the start of each run (sampled
@@ -278,7 +281,7 @@ def timed_run(db: Database, analytics, until: datetime, rules: Rules) -> dict:
                            as_of=until + timedelta(days=1))
         elapsed = time.perf_counter() - started
     return {"seconds": round(elapsed, 3), "cpu_s": round(cpu.seconds, 2), "rss_growth_mib": memory.growth_mib,
-            "charged": result.charged, "adjusted": result.adjusted, "counts": result.counts}
+            "charged": result.charged, "adjusted": result.adjusted, "counts": result.counts, "steps": result.seconds}
 
 
 def bare_join(db: Database) -> tuple[float, float, int]:
@@ -348,6 +351,10 @@ def main() -> None:
         print(f"{kind:<11} {run['bare_join_s']:>12} {run['compare']['seconds']:>10} {run['compare_vs_join']:>7}"
               f" {run['reconcile']['seconds']:>12} {run['reconcile_vs_join']:>7} {cpu:>14} {healed:>8} {peak:>12}"
               f" {run['process_max_rss_mib']:>12}")
+    for kind, run in results["runs"].items():
+        for label in ("compare", "reconcile"):
+            steps = run[label]["steps"]
+            print(f"{kind} {label} steps, s: " + ", ".join(f"{step} {seconds}" for step, seconds in steps.items()))
     write_results(ROOT, f"reconcile-{args.count}", results)
 
 

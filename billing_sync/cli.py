@@ -210,3 +210,5 @@ def reconcile_command(since, until, grace_s: int | None) -> None:
     for kind, by_status in result.counts.items():
         click.echo(f"{kind}: " + ", ".join(f"{n} {status}" for status, n in by_status.items()))
     click.echo(f"reconciliation {result.run_id}: {result.charged} charged, {result.adjusted} adjusted")
+    click.echo(f"took {sum(result.seconds.values()):.2f} s: "
+               + ", ".join(f"{step} {seconds:.2f}" for step, seconds in result.seconds.items()))

@@ -8,7 +8,10 @@ row and audit entry) and, last, the run's own audit entry. A failure leaves noth
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
@@ -21,10 +24,13 @@ from ..config import Settings
 from ..db import Database
 from ..genesys.models import PlaybackMetrics
 from ..ledger.rating import Tariff
+from ..logs import get_logger
 from ..models import Discrepancy, ReconciliationRun, utcnow
 from .bounds import check_window
 from .compare import Window, write_discrepancies
 from .heal import heal_durations, heal_missing_webhooks
+
+log = get_logger("billing_sync.reconcile")
 
 EVIDENCE_BATCH = 5000
 EVIDENCE_COLUMNS = ("run_id", "conversation_id", "conversation_start", "playbacks", "completed", "played_ms")
@@ -63,28 +69,53 @@ class RunResult:
     counts: dict[str, dict[str, int]]
     charged: int
     adjusted: int
+    # Wall seconds of each step taken, in order: analytics, evidence, compare, heal_charges,
+    # heal_adjustments (each heal only when its rule is on), finish (counts and the run's
+    # audit entry), commit.
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    seconds[step] = round(time.perf_counter() - started, 3)
 
 
 def reconcile(db: Database, analytics: AnalyticsSource, tariff: Tariff, *, since: datetime, until: datetime,
               rules: Rules, actor: str, as_of: datetime | None = None) -> RunResult:
     """Reconcile [since, until) as of `as_of` (default now); returns the run's id and counts."""
     check_window(since, until)
-    metrics = analytics.conversation_playback_metrics(since, until)
+    seconds: dict[str, float] = {}
+    with _timed(seconds, "analytics"):
+        metrics = analytics.conversation_playback_metrics(since, until)
     as_of = as_of or utcnow()
+    charged = adjusted = 0
     with db.transaction() as connection:
-        run_id = _start_run(connection, since, until, as_of, rules, actor)
-        _store_evidence(connection, run_id, metrics)
+        with _timed(seconds, "evidence"):
+            run_id = _start_run(connection, since, until, as_of, rules, actor)
+            _store_evidence(connection, run_id, metrics)
         window = Window(run_id, since, until, as_of, rules.grace_s, rules.analytics_lag_s,
                         rules.tolerance_ms, int(rules.tolerance_percent * 100))
-        write_discrepancies(connection, window)
-        charged = heal_missing_webhooks(connection, run_id, tariff) if rules.heal_missing_webhook else 0
-        adjusted = heal_durations(connection, run_id, tariff) if rules.heal_duration else 0
-        counts = discrepancy_counts(connection, run_id)
-        audit.append(connection, actor=actor, action="reconciliation.finished", subject=f"reconciliation:{run_id}",
-                     details={"since": since.isoformat(), "until": until.isoformat(), "charged": charged,
-                              "adjusted": adjusted, "counts": counts,
-                              "analytics_conversations": len(metrics.conversations)})
-    return RunResult(run_id, counts, charged, adjusted)
+        with _timed(seconds, "compare"):
+            write_discrepancies(connection, window)
+        if rules.heal_missing_webhook:
+            with _timed(seconds, "heal_charges"):
+                charged = heal_missing_webhooks(connection, run_id, tariff)
+        if rules.heal_duration:
+            with _timed(seconds, "heal_adjustments"):
+                adjusted = heal_durations(connection, run_id, tariff)
+        with _timed(seconds, "finish"):
+            counts = discrepancy_counts(connection, run_id)
+            audit.append(connection, actor=actor, action="reconciliation.finished",
+                         subject=f"reconciliation:{run_id}",
+                         details={"since": since.isoformat(), "until": until.isoformat(), "charged": charged,
+                                  "adjusted": adjusted, "counts": counts,
+                                  "analytics_conversations": len(metrics.conversations)})
+        committing = time.perf_counter()
+    seconds["commit"] = round(time.perf_counter() - committing, 3)
+    log.info("reconciliation.finished", run_id=run_id, charged=charged, adjusted=adjusted, seconds=seconds)
+    return RunResult(run_id, counts, charged, adjusted, seconds)
 
 
 def discrepancy_counts(connection, run_id: int) -> dict[str, dict[str, int]]:

@@ -30,6 +30,7 @@ def test_reconcile_heals_and_reports(invoke, db):
     result = invoke("reconcile", *window, "--grace-s", "0")
     assert result.exit_code == 0, result.output
     assert "missing_webhook: 1 healed" in result.output and "1 charged, 0 adjusted" in result.output
+    assert "s: analytics " in result.output and ", heal_charges " in result.output
     assert [(r.kind, r.provenance) for r in ledger.records(playback_id)] == [("charge", "stream")]
     again = invoke("reconcile", *window)
     assert again.exit_code == 0 and "0 charged" in again.output and len(ledger.records(playback_id)) == 1

@@ -52,6 +52,16 @@ def test_missing_webhook_is_charged_from_the_stream_once(db, ledger, analytics, 
     assert [r.id for r in ledger.records(playback_id)] == [charge.id]
 
 
+def test_a_run_times_each_step_it_takes(ledger, run):
+    ledger.playback("stream")
+    every = run()
+    assert list(every.seconds) == ["analytics", "evidence", "compare", "heal_charges", "heal_adjustments", "finish",
+                                   "commit"]
+    assert all(seconds >= 0 for seconds in every.seconds.values())
+    no_healing = run(heal_missing_webhook=False, heal_duration=False)
+    assert list(no_healing.seconds) == ["analytics", "evidence", "compare", "finish", "commit"]
+
+
 def test_missing_webhook_within_the_grace_period_is_pending(ledger, run):
     playback_id = ledger.playback("stream", minute=59)
     result = run(as_of=UNTIL + timedelta(seconds=30), grace_s=600)
