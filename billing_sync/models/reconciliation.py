@@ -38,17 +38,17 @@ class ReconciliationRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# A run's evidence and discrepancies name it (run_id) without a foreign key: they are written
-# by the tens of thousands, and triggers check the reference instead, on PostgreSQL once
-# per statement rather than once per row; runs are never deleted (migration 0010).
-
-
 class AnalyticsConversation(Base):
-    """Evidence: one conversation's playback metrics as analytics reported them to one run."""
+    """Evidence: one conversation's playback metrics as analytics reported them to one run.
+
+    Its `run_id` key, and the discrepancies' one, PostgreSQL enforces by a trigger once per
+    statement rather than a foreign key's check per row: a run writes these by the tens of
+    thousands (migration 0010).
+    """
 
     __tablename__ = "analytics_conversations"
 
-    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigId, ForeignKey("reconciliation_runs.id"), primary_key=True)
     conversation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     conversation_start: Mapped[datetime | None]
     playbacks: Mapped[int]
@@ -67,7 +67,7 @@ class Discrepancy(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(BigId)
+    run_id: Mapped[int] = mapped_column(BigId, ForeignKey("reconciliation_runs.id"))
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     conversation_id: Mapped[str] = mapped_column(String(64))

@@ -1,18 +1,20 @@
-"""A run's evidence and discrepancies name their run through triggers, not foreign keys.
+"""PostgreSQL checks a run's evidence and discrepancies against their run once per statement.
 
 A reconciliation run writes its evidence (one row per conversation analytics reported)
 and its discrepancies in bulk: 100,000 and 71,000 rows for a million playbacks. A foreign
-key checks each row on its own; on PostgreSQL that is a query per row, and for these two
-tables it was 0.7 s of a 5.3 s run (`scripts/bench reconcile`). The reference is now
-checked as the key checked it, but once per statement on PostgreSQL:
+key checks each row on its own, which on PostgreSQL is a query per row: for these two
+tables 0.7 s of a 5.3 s run (`scripts/bench reconcile`). On PostgreSQL the two keys
+(`run_id` → `reconciliation_runs.id`) become statement triggers that check the same thing
+over all of a statement's rows at once (one anti-join over a transition table): an INSERT
+or UPDATE naming a run that does not exist fails with SQLSTATE 23503,
+foreign_key_violation, as the key's did. The models still declare the keys: that is the
+reference, whichever way the database enforces it (`KEYS_AS_TRIGGERS`).
 
-- an INSERT or UPDATE of `analytics_conversations` or `discrepancies` naming a run that
-  does not exist fails (SQLSTATE 23503, foreign_key_violation, as the key's did): on
-  PostgreSQL one anti-join over the statement's rows (a transition table), on SQLite a
-  lookup per row as its key made;
-- a run can no longer be deleted, nor its id changed, so no row can lose its run later
-  (the service never did either: a run is the record of what reconciliation found and
-  healed). That also spares the check the lock a key takes on the row it names.
+SQLite keeps its keys: it checks them natively, for less than a trigger costs there.
+
+Runs are kept, on both: deleting a run or changing its id is refused. So no row can lose
+its run later, which spares the statement check the lock a key takes on the row it names;
+the service never did either (a run is the record of what reconciliation found and healed).
 
 Revision ID: 0010
 Revises: 0009
@@ -28,6 +30,8 @@ depends_on = None
 
 CHILDREN = ("analytics_conversations", "discrepancies")
 KEY = "fk_{table}_run_id_reconciliation_runs"
+# The keys PostgreSQL enforces by these triggers instead (`tests/test_migrations.py` knows).
+KEYS_AS_TRIGGERS = tuple(KEY.format(table=table) for table in CHILDREN)
 
 _PG_CHECK = """
 CREATE OR REPLACE FUNCTION billing_sync_check_run_ids() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -50,49 +54,39 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$"""
+_SQLITE_KEEP_RUNS = {
+    "delete": "BEFORE DELETE ON reconciliation_runs",
+    "update": "BEFORE UPDATE OF id ON reconciliation_runs WHEN NEW.id <> OLD.id",
+}
 
 
 def upgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
-    for table in CHILDREN:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_constraint(op.f(KEY.format(table=table)), type_="foreignkey")
-    if postgres:
-        op.execute(_PG_CHECK)
-        op.execute(_PG_KEEP_RUNS)
-        for table in CHILDREN:
-            for event in ("INSERT", "UPDATE"):
-                op.execute(f"CREATE TRIGGER {table}_run_ids_{event.lower()} AFTER {event} ON {table}"
-                           " REFERENCING NEW TABLE AS run_rows FOR EACH STATEMENT"
-                           " EXECUTE FUNCTION billing_sync_check_run_ids()")
-        op.execute("CREATE TRIGGER reconciliation_runs_kept BEFORE UPDATE OR DELETE ON reconciliation_runs"
-                   " FOR EACH ROW EXECUTE FUNCTION billing_sync_keep_runs()")
+    if op.get_bind().dialect.name != "postgresql":
+        for verb, when in _SQLITE_KEEP_RUNS.items():
+            op.execute(f"CREATE TRIGGER reconciliation_runs_kept_{verb} {when}"
+                       f" BEGIN SELECT RAISE(ABORT, 'reconciliation runs are kept: {verb.upper()} refused'); END")
         return
+    op.execute(_PG_KEEP_RUNS)
+    op.execute("CREATE TRIGGER reconciliation_runs_kept BEFORE UPDATE OR DELETE ON reconciliation_runs"
+               " FOR EACH ROW EXECUTE FUNCTION billing_sync_keep_runs()")
+    op.execute(_PG_CHECK)
     for table in CHILDREN:
-        for event in ("INSERT", "UPDATE OF run_id"):
-            op.execute(f"CREATE TRIGGER {table}_run_id_{event.split()[0].lower()} BEFORE {event} ON {table}"
-                       " WHEN NOT EXISTS (SELECT 1 FROM reconciliation_runs WHERE id = NEW.run_id)"
-                       f" BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: {table} names a"
-                       " reconciliation run that does not exist'); END")
-    for event, when in (("DELETE", ""), ("UPDATE OF id", " WHEN NEW.id <> OLD.id")):
-        op.execute(f"CREATE TRIGGER reconciliation_runs_kept_{event.split()[0].lower()} BEFORE {event}"
-                   f" ON reconciliation_runs{when}"
-                   f" BEGIN SELECT RAISE(ABORT, 'reconciliation runs are kept: {event.split()[0]} refused'); END")
+        op.drop_constraint(op.f(KEY.format(table=table)), table, type_="foreignkey")
+        for event in ("INSERT", "UPDATE"):
+            op.execute(f"CREATE TRIGGER {table}_run_ids_{event.lower()} AFTER {event} ON {table}"
+                       " REFERENCING NEW TABLE AS run_rows FOR EACH STATEMENT"
+                       " EXECUTE FUNCTION billing_sync_check_run_ids()")
 
 
 def downgrade() -> None:
-    postgres = op.get_bind().dialect.name == "postgresql"
-    if postgres:
-        op.execute("DROP TRIGGER IF EXISTS reconciliation_runs_kept ON reconciliation_runs")
-        for table in CHILDREN:
-            for event in ("insert", "update"):
-                op.execute(f"DROP TRIGGER IF EXISTS {table}_run_ids_{event} ON {table}")
-        op.execute("DROP FUNCTION IF EXISTS billing_sync_check_run_ids()")
-        op.execute("DROP FUNCTION IF EXISTS billing_sync_keep_runs()")
-    else:
-        for name in ("reconciliation_runs_kept_delete", "reconciliation_runs_kept_update",
-                     *(f"{table}_run_id_{event}" for table in CHILDREN for event in ("insert", "update"))):
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    if op.get_bind().dialect.name != "postgresql":
+        for verb in _SQLITE_KEEP_RUNS:
+            op.execute(f"DROP TRIGGER IF EXISTS reconciliation_runs_kept_{verb}")
+        return
     for table in CHILDREN:
-        with op.batch_alter_table(table) as batch:
-            batch.create_foreign_key(op.f(KEY.format(table=table)), "reconciliation_runs", ["run_id"], ["id"])
+        for event in ("insert", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_run_ids_{event} ON {table}")
+        op.create_foreign_key(op.f(KEY.format(table=table)), table, "reconciliation_runs", ["run_id"], ["id"])
+    op.execute("DROP FUNCTION IF EXISTS billing_sync_check_run_ids()")
+    op.execute("DROP TRIGGER IF EXISTS reconciliation_runs_kept ON reconciliation_runs")
+    op.execute("DROP FUNCTION IF EXISTS billing_sync_keep_runs()")

@@ -1,5 +1,6 @@
 """A run's evidence and discrepancies must name a run that exists, and runs are kept
-(migration 0010: triggers in place of foreign keys, set-based on PostgreSQL)."""
+(migration 0010: on PostgreSQL statement triggers in place of the foreign keys; SQLite
+keeps its keys)."""
 
 from __future__ import annotations
 
