@@ -34,6 +34,7 @@ log = get_logger("billing_sync.reconcile")
 
 EVIDENCE_BATCH = 5000
 EVIDENCE_COLUMNS = ("run_id", "conversation_id", "conversation_start", "playbacks", "completed", "played_ms")
+EVIDENCE_PG_TYPES = ("int8", "varchar", "timestamptz", "int4", "int4", "int8")
 
 
 class AnalyticsSource(Protocol):
@@ -150,7 +151,9 @@ def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetric
     columns = ", ".join(EVIDENCE_COLUMNS)
     if connection.dialect.name == "postgresql":
         with (connection.connection.driver_connection.cursor() as cursor,
-              cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN") as copy):
+              cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN (FORMAT BINARY)") as copy):
+            # Binary, each value dumped by its column's own type in C: half the cost of text.
+            copy.set_types(EVIDENCE_PG_TYPES)
             for row in rows:
                 copy.write_row(row)
     else:
