@@ -92,9 +92,9 @@ def run_wrk(url: str, batch: int, seconds: int, connections: int, cpu: CpuUse | 
         "errors": stats["errors"] + stats["non2xx"],
     }
     if cpu:
-        spent = cpu.read()
-        result["cpu_ms_per_request"] = {who: round((spent[who] - started[who]) * 1000 / max(stats["requests"], 1), 3)
-                                        for who in spent}
+        spent = CpuUse.since(started, cpu.read())
+        result["cpu_ms_per_request"] = {who: round(seconds * 1000 / max(stats["requests"], 1), 3)
+                                        for who, seconds in spent.items()}
     return result
 
 
@@ -107,11 +107,18 @@ class CpuUse:
         self._gunicorn = gunicorn.pid
         self._postgres = database_url if database_url.startswith("postgresql") else None
 
-    def read(self) -> dict[str, float]:
+    def read(self) -> dict[str, dict[int, float]]:
+        """Per group, each live process's CPU seconds (wrk's as process 0)."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return {"app": sum(process_cpu_s(pid) or 0.0 for pid in [self._gunicorn, *_children(self._gunicorn)]),
-                "database": sum(process_cpu_s(pid) or 0.0 for pid in self._backends()),
-                "wrk": children.ru_utime + children.ru_stime}
+        return {"app": _cpu_of([self._gunicorn, *_children(self._gunicorn)]), "database": _cpu_of(self._backends()),
+                "wrk": {0: children.ru_utime + children.ru_stime}}
+
+    @staticmethod
+    def since(start: dict, end: dict) -> dict[str, float]:
+        """CPU seconds per group between two reads, over the processes alive at the end (a
+        worker recycled in between counts from zero; one gone is not counted)."""
+        return {group: sum(seconds - start[group].get(pid, 0.0) for pid, seconds in end[group].items())
+                for group in end}
 
     def _backends(self) -> list[int]:
         if not self._postgres:
@@ -119,6 +126,10 @@ class CpuUse:
         with psycopg.connect(self._postgres, autocommit=True) as connection:
             return [pid for (pid,) in connection.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+
+def _cpu_of(pids) -> dict[int, float]:
+    return {pid: seconds for pid in pids if (seconds := process_cpu_s(pid)) is not None}
 
 
 def _children(pid: int) -> list[int]:
