@@ -152,7 +152,7 @@ def _store_evidence(connection: Connection, run_id: int, metrics: PlaybackMetric
     if connection.dialect.name == "postgresql":
         with (connection.connection.driver_connection.cursor() as cursor,
               cursor.copy(f"COPY analytics_conversations ({columns}) FROM STDIN (FORMAT BINARY)") as copy):
-            # Binary, each value dumped by its column's own type in C: half the cost of text.
+            # Binary, each value dumped in C by its column's type: 0.2 s against text's 0.26 s at 100,000.
             copy.set_types(EVIDENCE_PG_TYPES)
             for row in rows:
                 copy.write_row(row)
