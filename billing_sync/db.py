@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -67,6 +68,18 @@ def _sqlite_on_begin(connection) -> None:
 def rows_json(rows: list[dict]) -> str:
     """The rows as one JSON array: one parameter, parsed by the server in C."""
     return json.dumps(rows, separators=(",", ":"), default=_isoformat)
+
+
+def json_value(value) -> str:
+    """`json.dumps` of one value, without its machinery for the texts, integers and nulls
+    that rendered rows are made of (ASCII-escaped, as `json.dumps`)."""
+    if type(value) is str:
+        return encode_basestring_ascii(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return json.dumps(value)
 
 
 def _isoformat(value):

@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _encode_unicode
-from json.encoder import encode_basestring_ascii as _encode_ascii
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from ..db import send_pending, send_with_commit
+from ..db import json_value, send_pending, send_with_commit
 from ..models import AuditChainHead, AuditEntry, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -163,8 +162,8 @@ def _send_rendered(connection: Connection, entries: Sequence[RenderedEntry], cre
     when the transaction allows). Their JSON is written here, each details text as it is."""
     from psycopg.types.json import Jsonb  # here: on SQLite, psycopg is never loaded
 
-    given = ",".join(f'{{"n":{n},"actor":{_json_text(e.actor)},"action":{_json_text(e.action)},'
-                     f'"subject":{_json_text(e.subject)},"details":{e.details}}}'
+    given = ",".join(f'{{"n":{n},"actor":{json_value(e.actor)},"action":{json_value(e.action)},'
+                     f'"subject":{json_value(e.subject)},"details":{e.details}}}'
                      for n, e in enumerate(entries, start=1))
     # The bodies as arrays (jsonb: dumped in C): each step of the chain reads its own by position.
     params = {"created_at": created_at, "entries": f"[{given}]",
@@ -255,11 +254,6 @@ def _canonical_details(details: Any) -> str:
 def _canonical_text(value: Any) -> str:
     """`canonical_json` of a value, fast for text (what an entry's actor, action and subject are)."""
     return _encode_unicode(value) if type(value) is str else canonical_json(value)
-
-
-def _json_text(value: Any) -> str:
-    """JSON of a value, fast for text."""
-    return _encode_ascii(value) if type(value) is str else json.dumps(value)
 
 
 def _lock_head(connection: Connection) -> tuple[int, str]:

@@ -13,14 +13,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii
 from types import SimpleNamespace
 
 from sqlalchemy import ARRAY, Connection, any_, bindparam, func, insert, select
 from sqlalchemy.dialects import sqlite
 
 from .. import audit
-from ..db import rows_json
+from ..db import json_value, rows_json
 from ..models import BillingRecord, OutboxMessage, Playback, utcnow
 from .rating import Tariff, amount_minor, billable_seconds
 
@@ -316,7 +315,7 @@ def webhook_body_around_id(row: dict) -> tuple[str, str]:
     Written out field by field, in `record_json`'s order, as `webhook_body` writes them
     (json.dumps would build and walk the same record for every charge of a batch).
     """
-    v = _json_value
+    v = json_value
     created = v(_iso(row["created_at"]))
     return (f'{{"type":{_EVENT_TYPE_JSON},"timestamp":{created},"data":{{"id":',
             f',"kind":{v(row["kind"])},"playback_id":{v(row["playback_id"])},'
@@ -327,17 +326,6 @@ def webhook_body_around_id(row: dict) -> tuple[str, str]:
 
 
 _EVENT_TYPE_JSON = json.dumps(EVENT_TYPE)
-
-
-def _json_value(value) -> str:
-    """`json.dumps` of one value, without its machinery for the texts and integers of a record."""
-    if type(value) is str:
-        return encode_basestring_ascii(value)
-    if type(value) is int:
-        return int.__repr__(value)
-    if value is None:
-        return "null"
-    return json.dumps(value)
 
 
 def _iso(value: datetime) -> str:
