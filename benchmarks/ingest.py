@@ -110,7 +110,7 @@ class CpuUse:
     def read(self) -> dict[str, dict[int, float]]:
         """Per group, each live process's CPU seconds (wrk's as process 0)."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return {"app": _cpu_of([self._gunicorn, *_children(self._gunicorn)]), "database": _cpu_of(self._backends()),
+        return {"app": cpu_of([self._gunicorn, *_children(self._gunicorn)]), "database": cpu_of(self._backends()),
                 "wrk": {0: children.ru_utime + children.ru_stime}}
 
     @staticmethod
@@ -128,7 +128,8 @@ class CpuUse:
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
 
 
-def _cpu_of(pids) -> dict[int, float]:
+def cpu_of(pids) -> dict[int, float]:
+    """CPU seconds of each of these processes still alive (`process_cpu_s`)."""
     return {pid: seconds for pid in pids if (seconds := process_cpu_s(pid)) is not None}
 
 

@@ -57,7 +57,7 @@ from billing_sync.ledger import terminals
 from billing_sync.ledger.rating import Tariff
 from billing_sync.reconcile import Rules, reconcile
 
-from .ingest import fresh_database, process_cpu_s
+from .ingest import cpu_of, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARIFF = Tariff(Decimal("0.60"), "EUR")  # one cent per second: amount = seconds
@@ -271,7 +271,7 @@ class CpuClock:
             pids = connection.execute(text(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             )).scalars().all()
-        return {pid: seconds for pid in pids if (seconds := process_cpu_s(pid)) is not None}
+        return cpu_of(pids)
 
 
 def timed_run(db: Database, analytics, until: datetime, rules: Rules) -> dict:
