@@ -18,8 +18,8 @@ def _evidence(run_id: int, conversation_id: str = "conv-1") -> dict:
             "completed": 1, "played_ms": 1000}
 
 
-def _discrepancy(run_id: int) -> dict:
-    return {"run_id": run_id, "kind": "state_conflict", "status": "open", "conversation_id": "conv-1",
+def _discrepancy(run_id: int, conversation_id: str = "conv-1") -> dict:
+    return {"run_id": run_id, "kind": "state_conflict", "status": "open", "conversation_id": conversation_id,
             "playback_id": "pb-1"}
 
 
@@ -40,8 +40,7 @@ def test_rows_naming_a_run_that_does_not_exist_are_refused(db, run_id, model, ro
     before = _count(db, model)
     with pytest.raises(IntegrityError), db.transaction() as connection:
         # One statement with a good row and a bad one: all of it is refused.
-        connection.execute(insert(model), [row(run_id, "conv-a"), row(run_id + 1, "conv-b")]
-                           if model is AnalyticsConversation else [row(run_id), row(run_id + 1)])
+        connection.execute(insert(model), [row(run_id, "conv-a"), row(run_id + 1, "conv-b")])
     assert _count(db, model) == before
 
 
